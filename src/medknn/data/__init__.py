@@ -1,0 +1,51 @@
+"""Data layer: load image tables, split them, decode images once, and feed them to torch."""
+
+from medknn.data.cache import CACHE_ENV_VAR, decode_images, default_cache_dir
+from medknn.data.catalog import (
+    DATA_ENV_VAR,
+    DATASETS,
+    DatasetInfo,
+    list_datasets,
+    load_dataset,
+    resolve_data_root,
+)
+from medknn.data.dataset import CachedImageDataset
+from medknn.data.download import download_file
+from medknn.data.samplers import StratifiedBatchSampler
+from medknn.data.sources import (
+    IMAGE_EXTENSIONS,
+    load_csv_manifest,
+    load_image_folder,
+    load_medmnist_npz,
+)
+from medknn.data.splits import STRATEGIES, Split, make_split
+from medknn.data.table import ArrayImageReader, FileImageReader, ImageReader, ImageTable
+from medknn.data.transforms import build_transforms, resize_size_for
+
+__all__ = [
+    "CACHE_ENV_VAR",
+    "DATASETS",
+    "DATA_ENV_VAR",
+    "IMAGE_EXTENSIONS",
+    "STRATEGIES",
+    "ArrayImageReader",
+    "CachedImageDataset",
+    "DatasetInfo",
+    "FileImageReader",
+    "ImageReader",
+    "ImageTable",
+    "Split",
+    "StratifiedBatchSampler",
+    "build_transforms",
+    "decode_images",
+    "default_cache_dir",
+    "download_file",
+    "list_datasets",
+    "load_csv_manifest",
+    "load_dataset",
+    "load_image_folder",
+    "load_medmnist_npz",
+    "make_split",
+    "resize_size_for",
+    "resolve_data_root",
+]
