@@ -1,0 +1,111 @@
+"""Metrics of the Deep kNN paper (Acc, MCR, RS) plus F1, ROC AUC and the confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    recall_score,
+    roc_auc_score,
+)
+
+from medknn.errors import DataError
+
+
+def classification_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    proba: np.ndarray | None = None,
+    class_names: list[str],
+    train_counts: np.ndarray | None = None,
+) -> dict:
+    """All metrics for one evaluation, as JSON-ready Python values.
+
+    ``mcr`` is the mean recall over the classes present in ``y_true`` (balanced accuracy).
+    ``rs`` is the recall of the smallest training class (``train_counts``; without it, the smallest
+    class of ``y_true``), named in ``rs_class``; a tie goes to the lower class index, and ``rs`` is
+    None if that class has no evaluation case. ``auc`` is the macro one-vs-rest ROC AUC, None
+    without ``proba`` or when a class has no evaluation case.
+    """
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    num_classes = len(class_names)
+    _check_labels(y_true, y_pred, num_classes)
+    all_classes = np.arange(num_classes)
+    support = np.bincount(y_true, minlength=num_classes)
+    present = np.flatnonzero(support)
+
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=all_classes, zero_division=0
+    )
+    if train_counts is None:
+        smallest = int(present[support[present].argmin()])
+    else:
+        train_counts = np.asarray(train_counts)
+        if train_counts.shape != (num_classes,):
+            raise DataError(
+                f"train_counts has shape {train_counts.shape} but there are {num_classes} classes "
+                f"({', '.join(class_names)}); pass one training count per class."
+            )
+        smallest = int(train_counts.argmin())
+
+    return {
+        "n": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "mcr": float(
+            recall_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        ),
+        "rs": float(recall[smallest]) if support[smallest] else None,
+        "rs_class": class_names[smallest],
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "auc": _macro_auc(y_true, proba, num_classes, present),
+        "per_class": {
+            name: {
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "f1": float(f1[c]),
+                "support": int(support[c]),
+            }
+            for c, name in enumerate(class_names)
+        },
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=all_classes).tolist(),
+    }
+
+
+def _macro_auc(
+    y_true: np.ndarray, proba: np.ndarray | None, num_classes: int, present: np.ndarray
+) -> float | None:
+    if proba is None or len(present) < num_classes:
+        return None
+    proba = np.asarray(proba)
+    if proba.shape != (len(y_true), num_classes):
+        raise DataError(
+            f"proba has shape {proba.shape}, expected ({len(y_true)}, {num_classes}): "
+            "one row of class probabilities per case."
+        )
+    if num_classes == 2:
+        return float(roc_auc_score(y_true, proba[:, 1]))
+    return float(
+        roc_auc_score(
+            y_true, proba, multi_class="ovr", average="macro", labels=np.arange(num_classes)
+        )
+    )
+
+
+def _check_labels(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> None:
+    if y_true.ndim != 1 or y_true.shape != y_pred.shape or len(y_true) == 0:
+        raise DataError(
+            f"y_true {y_true.shape} and y_pred {y_pred.shape} must be equal-length, non-empty 1-D "
+            "arrays of class indices."
+        )
+    for name, values in (("y_true", y_true), ("y_pred", y_pred)):
+        if not np.issubdtype(values.dtype, np.integer):
+            raise DataError(f"{name} has dtype {values.dtype}; pass integer class indices.")
+        if values.min() < 0 or values.max() >= num_classes:
+            raise DataError(
+                f"{name} has class index {values.min() if values.min() < 0 else values.max()} "
+                f"outside 0..{num_classes - 1}; pass one class_name per class index."
+            )

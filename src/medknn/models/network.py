@@ -1,0 +1,131 @@
+"""The network every method trains: backbone -> embedding head -> (L2 norm) -> (classifier)."""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import timm
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medknn.errors import ConfigError
+from medknn.models.backbones import create_backbone
+from medknn.models.mlp import MLPBackbone
+from medknn.models.weights import load_backbone_weights
+
+MLP = "mlp"
+
+
+class EmbeddingNetwork(nn.Module):
+    """backbone -> optional embedding head (Linear to embedding_dim) -> optional L2 normalisation;
+    optional linear classifier on the embedding.
+
+    With ``embedding_dim=None`` the embedding is the backbone's pooled feature. The classifier
+    sees the embedding after normalisation, so cross-entropy methods use ``normalize=False``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        embedding_dim: int | None = 128,
+        normalize: bool = True,
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        num_features = _pooled_size(backbone)
+        if embedding_dim is not None and embedding_dim < 1:
+            raise ConfigError(
+                f"embedding_dim must be a positive integer or None (use the backbone's "
+                f"{num_features} pooled features), got {embedding_dim}."
+            )
+        self.backbone = backbone
+        self.embedding_head: nn.Module = (
+            nn.Linear(num_features, embedding_dim) if embedding_dim else nn.Identity()
+        )
+        self.embedding_dim: int = embedding_dim or num_features
+        self.normalize = normalize
+        self.classifier: nn.Linear | None = None
+        if num_classes is not None:
+            self.reset_classifier(num_classes)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """``(B, embedding_dim)`` embeddings, unit length iff ``normalize``."""
+        embedding = self.embedding_head(self.backbone(x))
+        return F.normalize(embedding, dim=1) if self.normalize else embedding
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """``(embedding, logits)``; logits are None without a classifier."""
+        embedding = self.embed(x)
+        logits = self.classifier(embedding) if self.classifier is not None else None
+        return embedding, logits
+
+    def remove_classifier(self) -> None:
+        self.classifier = None
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, randomly initialised linear classifier on the embedding."""
+        if num_classes < 1:
+            raise ConfigError(f"num_classes must be at least 1, got {num_classes}.")
+        device = next(self.backbone.parameters()).device
+        self.classifier = nn.Linear(self.embedding_dim, num_classes, device=device)
+
+
+def _pooled_size(backbone: nn.Module) -> int:
+    # timm models with a pre-logits head (MobileNetV3) output head_hidden_size, not num_features
+    size = getattr(backbone, "head_hidden_size", None) or getattr(backbone, "num_features", None)
+    if not isinstance(size, int):
+        raise ConfigError(
+            f"Backbone {type(backbone).__name__} has no integer .num_features (its pooled "
+            "feature size); use a timm model or MLPBackbone, or set the attribute."
+        )
+    return size
+
+
+def create_network(
+    backbone: str,
+    *,
+    embedding_dim: int | None = 128,
+    normalize: bool = True,
+    num_classes: int | None = None,
+    pretrained: bool = False,
+    weights: str | Path | None = None,
+    small_input: bool = False,
+    in_features: int | None = None,
+) -> EmbeddingNetwork:
+    """An :class:`EmbeddingNetwork` on a named backbone (see :func:`list_backbones`).
+
+    ``backbone="mlp"`` builds :class:`MLPBackbone` and needs ``in_features``; ``small_input``
+    does not apply to it and ``in_features`` does not apply to image backbones. The other
+    arguments are those of :func:`create_backbone` and :class:`EmbeddingNetwork`.
+    """
+    if backbone == MLP:
+        if in_features is None:
+            raise ConfigError(
+                "Backbone 'mlp' needs in_features, the length of each flattened input "
+                "(e.g. 3*28*28 = 2352 for 28 px RGB images)."
+            )
+        if pretrained:
+            raise ConfigError(
+                "No pretrained weights exist for backbone 'mlp'; pass weights=PATH "
+                "(CLI --weights PATH) or train from scratch."
+            )
+        model: nn.Module = MLPBackbone(in_features)
+        if weights is not None:
+            load_backbone_weights(model, weights)
+    else:
+        model = create_backbone(
+            backbone, pretrained=pretrained, weights=weights, small_input=small_input
+        )
+    return EmbeddingNetwork(
+        model, embedding_dim=embedding_dim, normalize=normalize, num_classes=num_classes
+    )
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Backbone names matching a shell-style ``pattern``: every timm model, plus ``"mlp"``."""
+    names = timm.list_models(pattern)
+    if fnmatch.fnmatch(MLP, pattern):
+        names.append(MLP)
+    return sorted(names)

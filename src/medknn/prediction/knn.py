@@ -1,0 +1,219 @@
+"""Exact kNN classification with faiss, returning the nearest training cases as evidence."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from medknn.errors import ConfigError, DataError, did_you_mean
+from medknn.io import atomic_save_tensors, atomic_write_json, load_tensors, read_json
+
+WEIGHTS = ("uniform", "distance")
+_EPS = 1e-12  # keeps 1/d finite for an exact duplicate of a training case
+_FORMAT = "medknn.KNNClassifier/1"
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """One training case offered as evidence for a prediction."""
+
+    id: str
+    label: int
+    class_name: str
+    distance: float
+
+
+class KNNClassifier(ClassifierMixin, BaseEstimator):
+    """k-nearest-neighbour classifier on embeddings (exact non-squared Euclidean search).
+
+    ``predict`` is the majority vote of the ``n_neighbors`` nearest training cases (vote weights
+    ``1 / distance`` if ``weights="distance"``); a tie goes to the tied class whose neighbours have
+    the smaller summed distance. ``explain`` returns those neighbours, the case-based evidence.
+
+    On a busy CPU start Python with ``OMP_WAIT_POLICY=PASSIVE``: faiss's OpenMP threads otherwise
+    busy-wait and a search gets several times slower (docs/benchmarks/bench_knn_search.md).
+    """
+
+    def __init__(self, n_neighbors: int = 5, *, weights: str = "uniform") -> None:
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+
+    def fit(
+        self,
+        embeddings: np.ndarray,
+        labels: np.ndarray,
+        *,
+        ids: list[str] | None = None,
+        class_names: list[str] | None = None,
+    ) -> KNNClassifier:
+        embeddings = _as_matrix(embeddings, "training embeddings")
+        labels = np.asarray(labels)
+        n = len(embeddings)
+        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(
+                f"labels must be {n} integers (one per training embedding), got shape "
+                f"{labels.shape} of {labels.dtype}; pass class indices, not names or one-hot rows."
+            )
+        if labels.min() < 0:
+            raise DataError(f"label {labels.min()} is negative; labels are class indices 0..C-1.")
+        if ids is not None and len(ids) != n:
+            raise DataError(
+                f"got {len(ids)} ids for {n} training embeddings; pass one id per case."
+            )
+        if class_names is not None and labels.max() >= len(class_names):
+            raise DataError(
+                f"label {labels.max()} has no class name: only {len(class_names)} class_names "
+                f"given ({', '.join(class_names)}); pass one name per class index."
+            )
+        self._check_params(n)
+
+        self.embeddings_ = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self.labels_ = labels.astype(np.int64)
+        self.ids_ = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+        num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
+        self.class_names_ = (
+            [str(c) for c in range(num_classes)] if class_names is None else list(class_names)
+        )
+        self.classes_ = np.arange(num_classes)
+        self.n_features_in_ = embeddings.shape[1]
+        self.index_ = faiss.IndexFlatL2(self.n_features_in_)
+        self.index_.add(self.embeddings_)
+        return self
+
+    def kneighbors(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distances (non-squared Euclidean, ascending) and training indices, both (Q, k)."""
+        queries = self._check_queries(queries)
+        squared, indices = self.index_.search(queries, self.n_neighbors)
+        # faiss returns squared L2 from a dot-product expansion: it can dip just below 0.
+        return np.sqrt(np.maximum(squared, 0.0)), indices
+
+    def predict_proba(self, queries: np.ndarray) -> np.ndarray:
+        """Vote fractions per class, (Q, C); rows sum to 1."""
+        votes, _ = self._votes(*self.kneighbors(queries))
+        return votes / votes.sum(axis=1, keepdims=True)
+
+    def predict(self, queries: np.ndarray) -> np.ndarray:
+        """Majority-vote class index per query; ties go to the smaller summed distance."""
+        votes, summed_distance = self._votes(*self.kneighbors(queries))
+        tied = votes == votes.max(axis=1, keepdims=True)
+        return np.where(tied, summed_distance, np.inf).argmin(axis=1)
+
+    def explain(self, queries: np.ndarray) -> list[list[Neighbour]]:
+        """The nearest training cases of each query, nearest first."""
+        distances, indices = self.kneighbors(queries)
+        return [
+            [
+                Neighbour(
+                    id=self.ids_[i],
+                    label=int(self.labels_[i]),
+                    class_name=self.class_names_[self.labels_[i]],
+                    distance=float(d),
+                )
+                for d, i in zip(row_d, row_i, strict=True)
+            ]
+            for row_d, row_i in zip(distances, indices, strict=True)
+        ]
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``embeddings.safetensors`` and ``knn.json`` (labels, ids, class names, params)."""
+        self._check_fitted()
+        directory = Path(directory)
+        atomic_save_tensors(
+            {"embeddings": torch.from_numpy(self.embeddings_)}, directory / "embeddings.safetensors"
+        )
+        atomic_write_json(
+            directory / "knn.json",
+            {
+                "format": _FORMAT,
+                "n_neighbors": self.n_neighbors,
+                "weights": self.weights,
+                "labels": self.labels_.tolist(),
+                "ids": self.ids_,
+                "class_names": self.class_names_,
+            },
+        )
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> KNNClassifier:
+        """Rebuild a classifier written by ``save`` (no pickle is read)."""
+        directory = Path(directory)
+        meta_path, tensors_path = directory / "knn.json", directory / "embeddings.safetensors"
+        for path in (meta_path, tensors_path):
+            if not path.is_file():
+                raise DataError(f"{path} is missing; point to a directory written by save().")
+        meta = read_json(meta_path)
+        if meta.get("format") != _FORMAT:
+            raise DataError(f"{meta_path} is not a saved KNNClassifier (format {_FORMAT!r}).")
+        embeddings = load_tensors(tensors_path)["embeddings"].numpy()
+        return cls(meta["n_neighbors"], weights=meta["weights"]).fit(
+            embeddings,
+            np.asarray(meta["labels"], dtype=np.int64),
+            ids=meta["ids"],
+            class_names=meta["class_names"],
+        )
+
+    def _check_params(self, num_train: int) -> None:
+        k = self.n_neighbors
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise ConfigError(f"n_neighbors={k!r} is invalid; pass an integer >= 1 (e.g. 5).")
+        if k > num_train:
+            raise ConfigError(
+                f"n_neighbors={k} exceeds the {num_train} training embeddings; "
+                f"pass n_neighbors <= {num_train} or fit on more training cases."
+            )
+        if self.weights not in WEIGHTS:
+            raise ConfigError(
+                f"weights={self.weights!r} is unknown. {did_you_mean(str(self.weights), WEIGHTS)}"
+            )
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "index_"):
+            raise ConfigError(
+                "this KNNClassifier is not fitted; call fit(embeddings, labels) first."
+            )
+
+    def _check_queries(self, queries: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        queries = _as_matrix(queries, "query embeddings")
+        if queries.shape[1] != self.n_features_in_:
+            raise ConfigError(
+                f"query embeddings have dimension {queries.shape[1]} but the classifier was fitted "
+                f"on dimension {self.n_features_in_}; embed queries with the same model."
+            )
+        return np.ascontiguousarray(queries, dtype=np.float32)
+
+    def _votes(self, distances: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-class vote weights and per-class summed neighbour distances, both (Q, C)."""
+        weight = np.ones_like(distances, dtype=np.float64)
+        if self.weights == "distance":
+            weight = 1.0 / (distances.astype(np.float64) + _EPS)
+        rows = np.broadcast_to(np.arange(len(indices))[:, None], indices.shape)
+        cols = self.labels_[indices]
+        shape = (len(indices), len(self.classes_))
+        votes, summed_distance = np.zeros(shape), np.zeros(shape)
+        np.add.at(votes, (rows, cols), weight)
+        np.add.at(summed_distance, (rows, cols), distances)
+        return votes, summed_distance
+
+
+def _as_matrix(values: np.ndarray, what: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim != 2 or values.shape[0] == 0 or not np.issubdtype(values.dtype, np.number):
+        raise DataError(
+            f"{what} must be a non-empty numeric (N, D) array, got shape {values.shape} "
+            f"of {values.dtype}."
+        )
+    if not np.isfinite(values).all():
+        bad = int((~np.isfinite(values).all(axis=1)).sum())
+        raise ConfigError(
+            f"{what} contain NaN or inf in {bad} row(s); check the model that produced them "
+            "(a diverged training run gives non-finite embeddings)."
+        )
+    return values
