@@ -43,7 +43,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    )
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -52,7 +54,9 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def atomic_save_tensors(
-    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: dict[str, str] | None = None
+    tensors: Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Save tensors as safetensors (no pickle: safe to load from an untrusted run)."""
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}

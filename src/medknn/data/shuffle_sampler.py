@@ -1,4 +1,4 @@
-"""Plain shuffled batches whose order is a pure function of (seed, epoch), so resumed runs repeat it."""
+"""Shuffled batches whose order depends only on (seed, epoch), so a resumed run repeats it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from medknn.errors import ConfigError
 
 
 class ShuffledBatchSampler:
-    """Yields lists of positions ``0..n-1`` in a fresh permutation each epoch; the last batch may be short.
+    """Lists of positions ``0..n-1``, a fresh permutation each epoch; the last batch may be short.
 
     A trailing batch of one sample is dropped: BatchNorm cannot train on it.
     """

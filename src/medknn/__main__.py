@@ -1,0 +1,3 @@
+from medknn.cli import main
+
+main()

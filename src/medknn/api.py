@@ -1,0 +1,245 @@
+"""The Python API, mirroring the CLI: train from a config, load a run, evaluate, predict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader
+
+from medknn.data import StratifiedBatchSampler
+from medknn.data.shuffle_sampler import ShuffledBatchSampler
+from medknn.errors import ConfigError
+from medknn.evaluation import evaluate_network, fit_knn_on_training_set, make_validator
+from medknn.io import (
+    atomic_save_tensors,
+    atomic_write_json,
+    atomic_write_text,
+    load_tensors,
+    read_json,
+)
+from medknn.methods import MethodSpec, ObjectiveContext, create_objective, get_method
+from medknn.models import backbone_normalization
+from medknn.prediction import Prediction, TrainedRun
+from medknn.training import RunDir, TrainConfig, Trainer
+from medknn.training.build import build_network
+from medknn.training.prepare import PreparedData, check_class_sizes, prepare_data
+
+# Options that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "validate_every"}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"Unknown device {name!r}: use auto, cpu or cuda[:N].") from None
+
+
+def as_config(config: TrainConfig | Mapping[str, Any] | str | Path) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, Mapping):
+        return TrainConfig.from_dict(dict(config))
+    return TrainConfig.from_yaml(config)
+
+
+def train(
+    config: TrainConfig | Mapping[str, Any] | str | Path,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    console: Console | None = None,
+) -> TrainedRun:
+    """Train ``config`` into the run directory ``out`` (resuming it if it was interrupted),
+    index the training set for kNN, score the test split into ``metrics.json``; return the run."""
+    config = as_config(config)
+    console = console or Console(stderr=True, quiet=not progress)
+    run_dir = RunDir(Path(out))
+    _claim_run_dir(run_dir, config)
+    if _is_complete(run_dir):
+        console.print(f"{run_dir.path} is already complete; loading it.")
+        return TrainedRun.load(run_dir.path)
+    started = time.perf_counter()
+    spec = get_method(config.method)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    prepared = prepare_data(config, run_dir, progress=progress)
+    network = build_network(config, spec, len(prepared.class_names))
+    prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
+    if spec.trains:
+        _train_network(config, spec, prepared, network, run_dir, device, progress, console)
+    else:
+        atomic_write_json(run_dir.history, [])
+    if run_dir.model.exists():
+        network.load_state_dict(load_tensors(run_dir.model))
+    else:
+        atomic_save_tensors(network.state_dict(), run_dir.model)
+    _finish(config, spec, prepared, network, run_dir, device, progress, started)
+    return TrainedRun.load(run_dir.path)
+
+
+def _train_network(
+    config: TrainConfig,
+    spec: MethodSpec,
+    prepared: PreparedData,
+    network: torch.nn.Module,
+    run_dir: RunDir,
+    device: torch.device,
+    progress: bool,
+    console: Console,
+) -> None:
+    counts = prepared.class_counts("train")
+    if spec.sampler == "stratified":
+        check_class_sizes(prepared, needed=2, method=spec.name, option="(a positive per anchor)")
+        classes, per_class = config.stratified_batch_shape(len(prepared.class_names))
+        sampler = StratifiedBatchSampler(
+            prepared.labels("train"),
+            classes_per_batch=classes,
+            samples_per_class=per_class,
+            seed=config.seed,
+        )
+    else:
+        sampler = ShuffledBatchSampler(
+            len(prepared.indices("train")), batch_size=config.batch_size, seed=config.seed
+        )
+    loader = DataLoader(
+        prepared.dataset("train", augment=True),
+        batch_sampler=sampler,
+        num_workers=config.num_workers,
+    )
+    objective = create_objective(
+        spec.name,
+        ObjectiveContext(
+            class_counts=counts,
+            num_positives=config.num_positives,
+            num_negatives=config.num_negatives,
+            margin=config.margin,
+        ),
+    )
+    validate = make_validator(
+        spec, prepared, k=config.k_predict, weights=config.knn_weights, device=device
+    )
+    trainer = Trainer(
+        network,
+        objective,
+        config,
+        run_dir,
+        device=device,
+        validate=validate,
+        progress=progress,
+        console=console,
+    )
+    trainer.fit(loader)
+
+
+def _finish(
+    config: TrainConfig,
+    spec: MethodSpec,
+    prepared: PreparedData,
+    network: torch.nn.Module,
+    run_dir: RunDir,
+    device: torch.device,
+    progress: bool,
+    started: float,
+) -> None:
+    network.to(device)
+    knn = fit_knn_on_training_set(
+        network,
+        prepared,
+        k=config.k_predict,
+        weights=config.knn_weights,
+        device=device,
+        progress=progress,
+    )
+    knn.save(run_dir.knn)
+    metrics, _, _ = evaluate_network(
+        network, spec, prepared, "test", knn=knn, device=device, progress=progress
+    )
+    metrics["method"] = config.method
+    metrics["seed"] = config.seed
+    atomic_write_json(run_dir.metrics, metrics)
+    atomic_write_json(
+        run_dir.status,
+        {"status": "complete", "wall_seconds": round(time.perf_counter() - started, 1)},
+    )
+
+
+def _claim_run_dir(run_dir: RunDir, config: TrainConfig) -> None:
+    """Write the config, or check that an existing run was started with the same one."""
+    if run_dir.config.exists():
+        previous = TrainConfig.from_yaml(run_dir.config).to_dict()
+        changed = {
+            key: (previous[key], value)
+            for key, value in config.to_dict().items()
+            if previous.get(key) != value and key not in RESUMABLE_CHANGES
+        }
+        if changed:
+            listing = ", ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items())
+            raise ConfigError(
+                f"{run_dir.path} holds a run with other settings ({listing}). Use a new --out, "
+                "or delete that directory to start again."
+            )
+        if config.epochs != previous["epochs"] and _is_complete(run_dir):
+            run_dir.status.unlink()  # more epochs asked for: training continues from the last one
+    elif run_dir.path.exists() and any(run_dir.path.iterdir()):
+        raise ConfigError(
+            f"{run_dir.path} exists and is not a medknn run. Choose an empty or new --out."
+        )
+    run_dir.create()
+    atomic_write_text(run_dir.config, config.to_yaml())
+
+
+def _is_complete(run_dir: RunDir) -> bool:
+    return run_dir.status.exists() and read_json(run_dir.status).get("status") == "complete"
+
+
+def load_run(path: str | Path) -> TrainedRun:
+    """A finished run, ready to predict."""
+    return TrainedRun.load(path)
+
+
+def predict(run: str | Path | TrainedRun, images: list[str | Path]) -> list[Prediction]:
+    """Predict image files with a run; each prediction carries its nearest training cases."""
+    trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
+    return trained.predict_files(images)
+
+
+def evaluate(
+    run: str | Path | TrainedRun, *, part: str = "test", progress: bool = True
+) -> dict[str, Any]:
+    """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test)."""
+    trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
+    if part not in ("train", "val", "test"):
+        raise ConfigError(f"part={part!r}: use train, val or test.")
+    prepared = prepare_data(trained.config, trained.run_dir, progress=progress)
+    prepared = prepared.normalized_for(*trained.normalization())
+    device = resolve_device(trained.config.device)
+    trained.network.to(device)
+    metrics, _, _ = evaluate_network(
+        trained.network,
+        trained.spec,
+        prepared,
+        part,
+        knn=trained.knn,
+        device=device,
+        progress=progress,
+    )
+    metrics["method"] = trained.config.method
+    metrics["seed"] = trained.config.seed
+    if part == "test":
+        atomic_write_json(trained.run_dir.metrics, metrics)
+    return metrics
+
+
+def history(run: str | Path) -> list[dict[str, float]]:
+    return read_json(RunDir(Path(run)).history)
+
+
+__all__ = ["as_config", "evaluate", "history", "load_run", "predict", "train"]

@@ -1,0 +1,313 @@
+"""The ``medknn`` command: train, evaluate, predict, benchmark, demo, and listings."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from medknn import api
+from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark
+from medknn.errors import ConfigError, MedknnError
+from medknn.io import read_json
+from medknn.training import TrainConfig
+
+app = typer.Typer(
+    help="Medical image classification for scarce, imbalanced data, with kNN evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+DEMO_CONFIG = {
+    "data": "breastmnist",
+    "method": "deepknn",
+    "backbone": "tf_efficientnet_lite0",
+    "image_size": 64,
+    "epochs": 8,
+    "lr": 0.01,
+    "lr_step": 6,
+}
+
+
+def friendly(command):
+    """Turn medknn's own errors into a one-paragraph message and exit code 2, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MedknnError as error:
+            err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted: rerun the same command to resume from the last epoch")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+# Options shared by train and benchmark; None means "keep the config file's value".
+Data = Annotated[
+    str | None, typer.Option(help="ham10000, pneumoniamnist, breastmnist, a folder, .csv or .npz")
+]
+Method = Annotated[str | None, typer.Option(help="See `medknn methods`.")]
+Backbone = Annotated[str | None, typer.Option(help="Any timm name, see `medknn backbones`.")]
+ImageSize = Annotated[int | None, typer.Option("--image-size", help="Input size in px (28–224).")]
+Epochs = Annotated[int | None, typer.Option(help="Training epochs.")]
+Pretrained = Annotated[
+    bool | None,
+    typer.Option(
+        "--pretrained/--no-pretrained", help="ImageNet weights (offline: tf_efficientnet_lite0)."
+    ),
+]
+Weights = Annotated[str | None, typer.Option(help="A local .safetensors/.pth backbone state dict.")]
+Split = Annotated[str | None, typer.Option(help="auto, official, grouped, stratified, dermamnist.")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Any config option as key=value (YAML value), repeatable."),
+]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="A YAML config file.")]
+NoProgress = Annotated[bool, typer.Option("--quiet", help="No progress bars or epoch lines.")]
+
+
+def _build_config(config_file: Path | None, sets: list[str] | None, **flags: Any) -> TrainConfig:
+    values = TrainConfig.from_yaml(config_file).to_dict() if config_file else {}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    for item in sets or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: write it as key=value, e.g. --set lr=0.001")
+        values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+    return TrainConfig.from_dict(values, source="options")
+
+
+@app.command()
+@friendly
+def train(
+    out: Annotated[Path, typer.Option(help="Run directory (rerun to resume).")],
+    config: ConfigFile = None,
+    data: Data = None,
+    method: Method = None,
+    backbone: Backbone = None,
+    image_size: ImageSize = None,
+    epochs: Epochs = None,
+    pretrained: Pretrained = None,
+    weights: Weights = None,
+    init_from: Annotated[
+        str | None, typer.Option(help="CE run that deepknn-star starts from.")
+    ] = None,
+    split: Split = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (split, sampling, init).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Deep kNN: K same-class neighbours.")] = None,
+    m: Annotated[
+        int | None, typer.Option("--m", help="Deep kNN: M other-class neighbours.")
+    ] = None,
+    k_predict: Annotated[
+        int | None, typer.Option(help="K_p neighbours voting at prediction.")
+    ] = None,
+    sets: Sets = None,
+    quiet: NoProgress = False,
+) -> None:
+    """Train a method and score it on the test split; an interrupted run resumes."""
+    cfg = _build_config(
+        config,
+        sets,
+        data=data,
+        method=method,
+        backbone=backbone,
+        image_size=image_size,
+        epochs=epochs,
+        pretrained=pretrained,
+        weights=weights,
+        init_from=init_from,
+        split=split,
+        seed=seed,
+        lr=lr,
+        num_positives=k,
+        num_negatives=m,
+        k_predict=k_predict,
+    )
+    run = api.train(cfg, out, progress=not quiet)
+    _print_metrics(read_json(run.run_dir.metrics), title=f"{cfg.method} on {cfg.data} (test)")
+    out_console.print(f"run saved in {out}")
+
+
+@app.command()
+@friendly
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    part: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="Print all metrics as JSON.")] = False,
+    quiet: NoProgress = False,
+) -> None:
+    """Score a run on its own saved split."""
+    metrics = api.evaluate(run, part=part, progress=not quiet)
+    if as_json:
+        out_console.print_json(json.dumps(metrics))
+    else:
+        _print_metrics(metrics, title=f"{run} ({part})")
+
+
+@app.command()
+@friendly
+def predict(
+    run: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON.")] = False,
+) -> None:
+    """Predict images: class, probability and the nearest training cases behind it."""
+    predictions = api.predict(run, images)
+    if as_json:
+        payload = [
+            {
+                "image": p.source,
+                "label": p.label,
+                "probability": p.probability,
+                "probabilities": p.probabilities,
+                "neighbours": [vars(n) for n in p.neighbours],
+            }
+            for p in predictions
+        ]
+        out_console.print_json(json.dumps(payload))
+        return
+    for p in predictions:
+        out_console.print(f"[bold]{p.source}[/]: {p.label} (p = {p.probability:.2f})")
+        table = Table("rank", "training case", "label", "distance", box=None, pad_edge=False)
+        for rank, n in enumerate(p.neighbours, 1):
+            table.add_row(str(rank), n.id, n.class_name, f"{n.distance:.4f}")
+        out_console.print(table)
+
+
+@app.command()
+@friendly
+def benchmark(
+    out: Annotated[Path, typer.Option(help="Directory for the runs and the results table.")],
+    config: ConfigFile = None,
+    spec: Annotated[
+        Path | None, typer.Option("--spec", help="Benchmark YAML: base, methods, seeds.")
+    ] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated method names.")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
+    data: Data = None,
+    backbone: Backbone = None,
+    image_size: ImageSize = None,
+    epochs: Epochs = None,
+    pretrained: Pretrained = None,
+    split: Split = None,
+    sets: Sets = None,
+    quiet: NoProgress = False,
+) -> None:
+    """Methods × seeds on one data set → mean ± std per metric (results.md/.csv in --out)."""
+    base, entries, seed_list = ({}, [], [0])
+    if spec is not None:
+        base, entries, seed_list = load_benchmark_file(spec)
+    base_cfg = _build_config(
+        config,
+        sets,
+        **base,
+        data=data,
+        backbone=backbone,
+        image_size=image_size,
+        epochs=epochs,
+        pretrained=pretrained,
+        split=split,
+    )
+    if methods:
+        entries = [
+            BenchmarkEntry.parse(name.strip()) for name in methods.split(",") if name.strip()
+        ]
+    if not entries:
+        raise ConfigError("Name the methods: --methods deepknn,triplet or a --spec file.")
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seeds {seeds!r}: give whole numbers, e.g. 0,1,2.") from None
+    result = run_benchmark(base_cfg, entries, seed_list, out, progress=not quiet)
+    out_console.print(result.markdown)
+    out_console.print(f"tables written to {out}/results.md and results.csv")
+
+
+@app.command()
+@friendly
+def demo(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/demo"),
+    quiet: NoProgress = False,
+) -> None:
+    """Deep kNN on BreastMNIST with ImageNet EfficientNet-Lite0: real data, a few minutes on CPU."""
+    cfg = TrainConfig.from_dict(DEMO_CONFIG)
+    err_console.print(
+        f"demo: {cfg.method} on {cfg.data}, {cfg.backbone} at {cfg.image_size} px, "
+        f"{cfg.epochs} epochs → {out}"
+    )
+    run = api.train(cfg, out, progress=not quiet)
+    _print_metrics(read_json(run.run_dir.metrics), title="deep kNN on BreastMNIST (test split)")
+    first = run.run_dir.path
+    out_console.print(f"next: medknn evaluate {first} · medknn predict {first} IMAGE.png")
+
+
+@app.command("methods")
+def list_methods_command() -> None:
+    """List the registered methods."""
+    from medknn.methods import list_methods
+
+    table = Table("method", "prediction", "summary")
+    for spec in list_methods():
+        table.add_row(spec.name, spec.prediction, spec.summary)
+    out_console.print(table)
+
+
+@app.command("datasets")
+def list_datasets_command() -> None:
+    """List the named data sets and where they are looked for."""
+    from medknn.data import DATASETS
+
+    table = Table("name", "kind", "description")
+    for name, info in sorted(DATASETS.items()):
+        table.add_row(name, info.kind, info.description)
+    out_console.print(table)
+
+
+@app.command("backbones")
+def list_backbones_command(
+    pattern: Annotated[str, typer.Argument(help="Shell-style pattern, e.g. 'resnet*'.")] = "*",
+) -> None:
+    """List backbone names (timm models and 'mlp')."""
+    from medknn.models import list_backbones
+
+    for name in list_backbones(pattern):
+        out_console.print(name, highlight=False)
+
+
+def _print_metrics(metrics: dict, *, title: str) -> None:
+    table = Table(title=title)
+    for label in ("Acc", "MCR", f"RS ({metrics.get('rs_class')})", "macro F1", "AUC", "n"):
+        table.add_column(label, justify="right")
+    values = [metrics.get(k) for k in ("accuracy", "mcr", "rs", "macro_f1", "auc")]
+    table.add_row(*["n/a" if v is None else f"{v:.3f}" for v in values], str(metrics["n"]))
+    out_console.print(table)
+    per_class = Table("class", "precision", "recall", "F1", "support", title="per class")
+    for name, s in metrics["per_class"].items():
+        per_class.add_row(
+            name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"])
+        )
+    out_console.print(per_class)
+
+
+def main() -> None:
+    app(prog_name="medknn")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

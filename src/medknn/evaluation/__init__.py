@@ -1,0 +1,11 @@
+"""Evaluation: metrics, and scoring a network with its method's prediction rule."""
+
+from medknn.evaluation.evaluate import evaluate_network, fit_knn_on_training_set, make_validator
+from medknn.evaluation.metrics import classification_metrics
+
+__all__ = [
+    "classification_metrics",
+    "evaluate_network",
+    "fit_knn_on_training_set",
+    "make_validator",
+]

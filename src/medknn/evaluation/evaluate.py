@@ -1,0 +1,93 @@
+"""Score a network on one part of the data with its method's prediction rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from medknn.evaluation.metrics import classification_metrics
+from medknn.methods import MethodSpec
+from medknn.models import EmbeddingNetwork
+from medknn.prediction import KNNClassifier, compute_outputs, predict_with_rule
+from medknn.training.prepare import Part, PreparedData
+
+
+def fit_knn_on_training_set(
+    network: EmbeddingNetwork,
+    prepared: PreparedData,
+    *,
+    k: int,
+    weights: str = "uniform",
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> KNNClassifier:
+    """Embed every training image (no augmentation) and index them for kNN search."""
+    embeddings, _ = compute_outputs(
+        network,
+        prepared.dataset("train", augment=False),
+        device=device,
+        progress=progress,
+        description="embedding training set",
+    )
+    train = prepared.indices("train")
+    return KNNClassifier(min(k, len(train)), weights=weights).fit(
+        embeddings,
+        prepared.labels("train"),
+        ids=[prepared.table.ids[i] for i in train],
+        class_names=prepared.class_names,
+    )
+
+
+def evaluate_network(
+    network: EmbeddingNetwork,
+    spec: MethodSpec,
+    prepared: PreparedData,
+    part: Part,
+    *,
+    knn: KNNClassifier | None,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """``(metrics, predicted labels, probabilities)`` for ``part`` under the method's rule."""
+    embeddings, logits = compute_outputs(
+        network,
+        prepared.dataset(part, augment=False),
+        device=device,
+        progress=progress,
+        description=f"embedding {part} set",
+    )
+    predicted, proba = predict_with_rule(
+        spec.prediction, knn=knn, embeddings=embeddings, logits=logits
+    )
+    metrics = classification_metrics(
+        prepared.labels(part),
+        predicted,
+        proba=proba,
+        class_names=prepared.class_names,
+        train_counts=prepared.class_counts("train"),
+    )
+    return metrics, predicted, proba
+
+
+def make_validator(
+    spec: MethodSpec,
+    prepared: PreparedData,
+    *,
+    k: int,
+    weights: str = "uniform",
+    device: torch.device | str = "cpu",
+):
+    """A ``validate(network) -> {"mcr", "accuracy"}`` callback for the trainer, or None without
+    a validation set. kNN methods re-embed the training set each time: neighbours move as the
+    network learns."""
+    if len(prepared.indices("val")) == 0:
+        return None
+
+    def validate(network: EmbeddingNetwork) -> dict[str, float]:
+        knn = None
+        if spec.prediction == "knn":
+            knn = fit_knn_on_training_set(network, prepared, k=k, weights=weights, device=device)
+        metrics, _, _ = evaluate_network(network, spec, prepared, "val", knn=knn, device=device)
+        return {"mcr": metrics["mcr"], "accuracy": metrics["accuracy"]}
+
+    return validate

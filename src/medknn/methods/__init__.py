@@ -1,0 +1,23 @@
+"""Method recipes and their registry."""
+
+from medknn.methods.objectives import CrossEntropyObjective, MetricLossObjective, Objective
+from medknn.methods.registry import (
+    MethodSpec,
+    ObjectiveContext,
+    create_objective,
+    get_method,
+    list_methods,
+    register_method,
+)
+
+__all__ = [
+    "CrossEntropyObjective",
+    "MethodSpec",
+    "MetricLossObjective",
+    "Objective",
+    "ObjectiveContext",
+    "create_objective",
+    "get_method",
+    "list_methods",
+    "register_method",
+]

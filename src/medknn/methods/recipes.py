@@ -1,0 +1,124 @@
+"""Built-in methods: Deep kNN (Zhuang et al. 2020) and the baselines its paper compares with."""
+
+from __future__ import annotations
+
+from pytorch_metric_learning import distances, losses, miners
+
+from medknn.losses.deep_knn_loss import DeepKNNLoss
+from medknn.losses.mined_loss import MinedLoss
+from medknn.methods.objectives import (
+    CrossEntropyObjective,
+    MetricLossObjective,
+    inverse_frequency_weights,
+)
+from medknn.methods.registry import MethodSpec, ObjectiveContext, register_method
+
+DEEP_KNN = "Zhuang et al., Deep kNN for Medical Image Classification, MICCAI 2020"
+
+
+def _deep_knn(context: ObjectiveContext) -> MetricLossObjective:
+    loss = DeepKNNLoss(
+        num_positives=context.num_positives,
+        num_negatives=context.num_negatives,
+        margin=context.margin,
+    )
+    return MetricLossObjective(loss, stat_attributes=("num_skipped_anchors", "num_triplets"))
+
+
+def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
+    # Same distance as Deep kNN (L2 on unit vectors) so that the margin means the same thing.
+    distance = distances.LpDistance(normalize_embeddings=True, p=2, power=1)
+    miner = miners.BatchHardMiner(distance=distance)
+    loss = losses.TripletMarginLoss(margin=context.margin, distance=distance)
+    return MetricLossObjective(MinedLoss(loss, miner))
+
+
+def _cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
+    return CrossEntropyObjective()
+
+
+def _weighted_cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
+    return CrossEntropyObjective(inverse_frequency_weights(context.class_counts))
+
+
+register_method(
+    MethodSpec(
+        name="deepknn",
+        summary="Deep kNN triplet loss: K nearest same-class × M nearest other-class neighbours "
+        "mined in P×Q stratified batches; kNN prediction.",
+        reference=DEEP_KNN,
+        build_objective=_deep_knn,
+        embedding="projected",
+        normalize_embedding=True,
+        classifier=False,
+        sampler="stratified",
+        prediction="knn",
+    )
+)
+register_method(
+    MethodSpec(
+        name="deepknn-star",
+        summary="deep kNN*: Deep kNN fine-tuning of a CE-trained run's backbone (--init-from RUN).",
+        reference=DEEP_KNN,
+        build_objective=_deep_knn,
+        embedding="projected",
+        normalize_embedding=True,
+        classifier=False,
+        sampler="stratified",
+        prediction="knn",
+        requires_init_from=True,
+    )
+)
+register_method(
+    MethodSpec(
+        name="triplet",
+        summary="Traditional triplet loss with batch-hard mining (Hermans et al. 2017); "
+        "kNN prediction.",
+        reference="Hermans, Beyer, Leibe, In Defense of the Triplet Loss, 2017",
+        build_objective=_batch_hard_triplet,
+        embedding="projected",
+        normalize_embedding=True,
+        classifier=False,
+        sampler="stratified",
+        prediction="knn",
+    )
+)
+register_method(
+    MethodSpec(
+        name="ce",
+        summary="Softmax classifier trained with cross entropy.",
+        reference="standard baseline",
+        build_objective=_cross_entropy,
+        embedding="pooled",
+        normalize_embedding=False,
+        classifier=True,
+        sampler="shuffle",
+        prediction="softmax",
+    )
+)
+register_method(
+    MethodSpec(
+        name="weighted-ce",
+        summary="Softmax classifier with class-weighted cross entropy (weights n / (C·n_c)).",
+        reference="the Deep kNN paper's Weighted-CE baseline",
+        build_objective=_weighted_cross_entropy,
+        embedding="pooled",
+        normalize_embedding=False,
+        classifier=True,
+        sampler="shuffle",
+        prediction="softmax",
+    )
+)
+register_method(
+    MethodSpec(
+        name="knn-imagenet",
+        summary="No training: kNN on frozen (ImageNet) backbone features, L2-normalised.",
+        reference="the Deep kNN paper's kNN (ResNet50) baseline",
+        build_objective=None,
+        embedding="pooled",
+        normalize_embedding=True,
+        classifier=False,
+        sampler="shuffle",
+        prediction="knn",
+    )
+)

@@ -1,0 +1,86 @@
+"""The method registry: recipes naming an objective, a sampler, a head and a prediction rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from medknn.errors import ConfigError, did_you_mean
+from medknn.methods.objectives import Objective
+
+
+@dataclass(frozen=True)
+class ObjectiveContext:
+    """What an objective may depend on: the method's hyper-parameters and the training data."""
+
+    class_counts: np.ndarray
+    num_positives: int = 5
+    num_negatives: int = 5
+    margin: float = 0.2
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A training recipe.
+
+    ``embedding``: ``"projected"`` adds a linear embedding head of the configured size,
+    ``"pooled"`` uses the backbone's pooled features as the embedding.
+    ``sampler``: ``"stratified"`` draws P classes × Q images per batch (in-batch mining needs
+    it),
+    ``"shuffle"`` draws plain shuffled batches.
+    ``prediction``: ``"knn"`` votes among the nearest training cases, ``"softmax"`` uses the classifier.
+    ``build_objective`` is ``None`` for methods without training (kNN on frozen features).
+    """
+
+    name: str
+    summary: str
+    reference: str
+    build_objective: Callable[[ObjectiveContext], Objective] | None
+    embedding: Literal["projected", "pooled"]
+    normalize_embedding: bool
+    classifier: bool
+    sampler: Literal["stratified", "shuffle"]
+    prediction: Literal["knn", "softmax"]
+    requires_init_from: bool = False
+
+    @property
+    def trains(self) -> bool:
+        return self.build_objective is not None
+
+
+_METHODS: dict[str, MethodSpec] = {}
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    if spec.name in _METHODS:
+        raise ValueError(f"method {spec.name!r} is registered twice")
+    _METHODS[spec.name] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    _ensure_builtin_methods()
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise ConfigError(f"Unknown method {name!r}. " + did_you_mean(name, _METHODS)) from None
+
+
+def list_methods() -> list[MethodSpec]:
+    _ensure_builtin_methods()
+    return [_METHODS[name] for name in sorted(_METHODS)]
+
+
+def create_objective(name: str, context: ObjectiveContext) -> Objective:
+    spec = get_method(name)
+    if spec.build_objective is None:
+        raise ConfigError(f"Method {name!r} does not train; it has no objective.")
+    return spec.build_objective(context)
+
+
+def _ensure_builtin_methods() -> None:
+    # Imported lazily so that registry.py stays importable by the recipe modules themselves.
+    import medknn.methods.recipes  # noqa: F401

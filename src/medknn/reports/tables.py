@@ -1,0 +1,100 @@
+"""Metric tables: one run's metrics, and a benchmark's mean ± std over seeds (Markdown, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+METRIC_LABELS = {
+    "accuracy": "Acc",
+    "mcr": "MCR",
+    "rs": "RS",
+    "macro_f1": "macro F1",
+    "auc": "AUC",
+}
+DEFAULT_COLUMNS = ("accuracy", "mcr", "rs", "macro_f1", "auc")
+
+
+def summarize(results: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS) -> list[dict]:
+    """Group ``{"label", "seed", "metrics", "wall_seconds"}`` records by label (first-seen order);
+    each row holds ``mean``/``std`` per metric over seeds (None where a metric is undefined)."""
+    order: list[str] = []
+    groups: dict[str, list[dict]] = {}
+    for record in results:
+        if record["label"] not in groups:
+            order.append(record["label"])
+        groups.setdefault(record["label"], []).append(record)
+    rows = []
+    for label in order:
+        records = groups[label]
+        row: dict = {"label": label, "runs": len(records), "mean": {}, "std": {}}
+        for column in columns:
+            values = [r["metrics"].get(column) for r in records]
+            values = [v for v in values if v is not None]
+            row["mean"][column] = float(np.mean(values)) if values else None
+            row["std"][column] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        walls = [r.get("wall_seconds") or 0.0 for r in records]
+        row["wall_seconds"] = float(np.mean(walls))
+        rows.append(row)
+    return rows
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
+    """Mean ± std per metric, the best mean of each column in bold, wall time per run."""
+    best = {c: _best(rows, c) for c in columns}
+    header = ["method", *[METRIC_LABELS.get(c, c) for c in columns], "runs", "wall s/run"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["label"]]
+        for column in columns:
+            mean, std = row["mean"][column], row["std"][column]
+            text = "n/a" if mean is None else f"{mean:.3f} ± {std:.3f}"
+            cells.append(f"**{text}**" if mean is not None and mean == best[column] else text)
+        cells += [str(row["runs"]), f"{row['wall_seconds']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["method", *[f"{c}_{s}" for c in columns for s in ("mean", "std")], "runs", "wall_seconds"]
+    )
+    for row in rows:
+        values = []
+        for column in columns:
+            values += [_fmt(row["mean"][column]), _fmt(row["std"][column])]
+        writer.writerow([row["label"], *values, row["runs"], f"{row['wall_seconds']:.1f}"])
+    return buffer.getvalue()
+
+
+def run_table(metrics: dict, columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
+    """One run's headline metrics and its per-class precision/recall/F1, as Markdown."""
+    lines = ["| " + " | ".join(METRIC_LABELS.get(c, c) for c in columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    lines.append("| " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
+    lines += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for name, scores in metrics["per_class"].items():
+        lines.append(
+            f"| {name} | {scores['precision']:.3f} | {scores['recall']:.3f} | "
+            f"{scores['f1']:.3f} | {scores['support']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _best(rows: Sequence[dict], column: str) -> float | None:
+    means = [r["mean"][column] for r in rows if r["mean"][column] is not None]
+    return max(means) if means else None
+
+
+def _fmt(value: float | None) -> str:
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.4f}"
+    )

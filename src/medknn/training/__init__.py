@@ -1,0 +1,7 @@
+"""Training: the config, the run directory, checkpoints and the one trainer."""
+
+from medknn.training.config import TrainConfig
+from medknn.training.run_dir import RunDir
+from medknn.training.trainer import Trainer
+
+__all__ = ["RunDir", "TrainConfig", "Trainer"]

@@ -1,0 +1,72 @@
+"""Build a method's network from a config, including deep kNN*'s start from a CE-trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from medknn.errors import ConfigError
+from medknn.io import load_tensors
+from medknn.methods.registry import MethodSpec
+from medknn.models import EmbeddingNetwork, create_network
+from medknn.models.weights import LITE0
+from medknn.training.config import TrainConfig
+from medknn.training.run_dir import RunDir
+
+
+def uses_pretrained(config: TrainConfig) -> bool:
+    """ImageNet weights by default where they ship offline, unless a local file is given."""
+    if config.pretrained is not None:
+        return config.pretrained
+    return config.weights is None and config.backbone.partition(".")[0] == LITE0
+
+
+def build_network(
+    config: TrainConfig, spec: MethodSpec, num_classes: int, *, load_weights: bool = True
+) -> EmbeddingNetwork:
+    """The network for ``spec``; ``load_weights=False`` skips ImageNet/--weights/--init-from
+    (used when a run's own weights are loaded right after)."""
+    network = create_network(
+        config.backbone,
+        embedding_dim=config.embedding_dim if spec.embedding == "projected" else None,
+        normalize=spec.normalize_embedding,
+        num_classes=num_classes if spec.classifier else None,
+        pretrained=load_weights and uses_pretrained(config),
+        weights=config.weights if load_weights else None,
+        small_input=config.resolved_small_input,
+    )
+    if spec.requires_init_from and load_weights:
+        if not config.init_from:
+            raise ConfigError(
+                f"Method {spec.name!r} starts from a trained softmax run: pass --init-from RUN "
+                "(a finished 'weighted-ce' or 'ce' run with the same backbone)."
+            )
+        load_backbone_from_run(network, Path(config.init_from), config)
+    return network
+
+
+def load_backbone_from_run(network: EmbeddingNetwork, run_path: Path, config: TrainConfig) -> None:
+    """Copy a finished run's backbone into ``network``; its classifier and head are left behind."""
+    source = RunDir(run_path)
+    if not source.model.exists():
+        raise ConfigError(
+            f"--init-from {run_path}: no {source.model.name} there; finish training that run first."
+        )
+    if source.config.exists():
+        other = TrainConfig.from_yaml(source.config)
+        if (other.backbone, other.resolved_small_input) != (
+            config.backbone,
+            config.resolved_small_input,
+        ):
+            raise ConfigError(
+                f"--init-from {run_path} used backbone {other.backbone!r} "
+                f"(small_input={other.resolved_small_input}); this run asks for "
+                f"{config.backbone!r} (small_input={config.resolved_small_input}). Make them match."
+            )
+    state = load_tensors(source.model)
+    backbone_state = {
+        k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")
+    }
+    with torch.no_grad():
+        network.backbone.load_state_dict(backbone_state)

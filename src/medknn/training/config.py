@@ -1,0 +1,136 @@
+"""The configuration of a training run, validated with messages that say how to fix a value."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medknn.errors import ConfigError, did_you_mean
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run; saved resolved as ``config.yaml`` in the run directory."""
+
+    data: str = "breastmnist"
+    data_options: dict[str, Any] = field(default_factory=dict)
+    split: str = "auto"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    image_size: int = 28
+    method: str = "deepknn"
+    backbone: str = "resnet18"
+    pretrained: bool | None = None  # None: ImageNet weights when they ship offline for the backbone
+    weights: str | None = None
+    small_input: bool | None = None  # None: on for images of 32 px or less
+    embedding_dim: int | None = 128
+    epochs: int = 20
+    batch_size: int = 90
+    classes_per_batch: int = 9
+    samples_per_class: int | None = None  # None: batch_size // classes in a batch
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_step: int = 20
+    lr_gamma: float = 0.5
+    num_positives: int = 5
+    num_negatives: int = 5
+    margin: float = 0.2
+    k_predict: int = 5
+    knn_weights: str = "uniform"
+    init_from: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    max_batches_per_epoch: int | None = None
+    strict_images: bool = False
+    validate_every: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _check_range("image_size", self.image_size, 28, 224, "medknn supports 28–224 px inputs")
+        _check_range("epochs", self.epochs, 0, 100_000)
+        _check_range("batch_size", self.batch_size, 2, 100_000)
+        _check_range("classes_per_batch", self.classes_per_batch, 2, 100_000)
+        if self.samples_per_class is not None:
+            _check_range("samples_per_class", self.samples_per_class, 2, 100_000)
+        _check_range("num_positives", self.num_positives, 1, 1000)
+        _check_range("num_negatives", self.num_negatives, 1, 1000)
+        _check_range("k_predict", self.k_predict, 1, 1000)
+        _check_range("lr_step", self.lr_step, 1, 100_000)
+        _check_range("validate_every", self.validate_every, 1, 100_000)
+        if not self.lr > 0:
+            raise ConfigError(f"lr={self.lr} must be positive, e.g. --lr 0.01.")
+        if self.margin < 0:
+            raise ConfigError(f"margin={self.margin} must be ≥ 0, e.g. --margin 0.2.")
+        if not 0 <= self.val_fraction < 1 or not 0 < self.test_fraction < 1:
+            raise ConfigError(
+                f"val_fraction={self.val_fraction} and test_fraction={self.test_fraction} must lie "
+                "in [0, 1) and (0, 1)."
+            )
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"Unknown optimizer {self.optimizer!r}. " + did_you_mean(self.optimizer, OPTIMIZERS)
+            )
+        if self.knn_weights not in ("uniform", "distance"):
+            raise ConfigError(f"knn_weights={self.knn_weights!r}: use 'uniform' or 'distance'.")
+        if self.embedding_dim is not None:
+            _check_range("embedding_dim", self.embedding_dim, 2, 65_536)
+
+    @property
+    def resolved_small_input(self) -> bool:
+        return self.image_size <= 32 if self.small_input is None else self.small_input
+
+    def stratified_batch_shape(self, num_classes: int) -> tuple[int, int]:
+        """(P classes, Q images per class) of a stratified batch; Q fills ``batch_size``
+        by default."""
+        classes = min(self.classes_per_batch, num_classes)
+        per_class = self.samples_per_class or max(2, self.batch_size // classes)
+        return classes, per_class
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown option {unknown[0]!r}. " + did_you_mean(unknown[0], known)
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} does not exist.")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path} is not valid YAML: {error}") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path} must hold a mapping of option: value.")
+        return cls.from_dict(values, source=str(path))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def _check_range(name: str, value: Any, low: float, high: float, why: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        hint = f" ({why})" if why else ""
+        raise ConfigError(f"{name}={value!r} must be a whole number in [{low}, {high}]{hint}.")

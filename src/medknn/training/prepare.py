@@ -1,0 +1,118 @@
+"""From a config to tensors: load the data, decode it once, split it (or reuse the run's split)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+
+from medknn.data import (
+    CachedImageDataset,
+    ImageTable,
+    Split,
+    build_transforms,
+    decode_images,
+    load_dataset,
+    make_split,
+    resize_size_for,
+)
+from medknn.errors import DataError
+from medknn.io import atomic_write_json, read_json
+from medknn.training.config import TrainConfig
+from medknn.training.run_dir import RunDir
+
+Part = Literal["train", "val", "test"]
+
+
+@dataclass
+class PreparedData:
+    """A decoded data set with its split; hands out datasets with train or eval transforms."""
+
+    table: ImageTable
+    images: np.ndarray
+    split: Split
+    image_size: int
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.table.class_names)
+
+    def indices(self, part: Part) -> np.ndarray:
+        return getattr(self.split, part)
+
+    def labels(self, part: Part) -> np.ndarray:
+        return self.table.labels[self.indices(part)]
+
+    def class_counts(self, part: Part = "train") -> np.ndarray:
+        return self.table.class_counts(self.indices(part))
+
+    def normalized_for(self, mean: tuple[float, ...], std: tuple[float, ...]) -> PreparedData:
+        """The same data, normalised the way a backbone's weights expect."""
+        return replace(self, mean=tuple(mean), std=tuple(std))
+
+    def dataset(self, part: Part, *, augment: bool) -> CachedImageDataset:
+        transform = build_transforms(self.image_size, train=augment, mean=self.mean, std=self.std)
+        return CachedImageDataset(self.images, self.table.labels, self.indices(part), transform)
+
+
+def prepare_data(
+    config: TrainConfig,
+    run_dir: RunDir | None,
+    *,
+    progress: bool = True,
+) -> PreparedData:
+    """Load and decode the configured data; the split is saved to (or read from) ``run_dir``."""
+    table = load_dataset(config.data, **config.data_options)
+    table, images = decode_images(
+        table,
+        resize_size_for(config.image_size),
+        strict=config.strict_images,
+        progress=progress,
+    )
+    if run_dir is not None and run_dir.split.exists():
+        split = Split.from_dict(read_json(run_dir.split), table)
+    else:
+        split = make_split(
+            table,
+            config.split,
+            seed=config.seed,
+            val_fraction=config.val_fraction,
+            test_fraction=config.test_fraction,
+        )
+    prepared = PreparedData(table, images, split, config.image_size)
+    if run_dir is not None:
+        run_dir.create()
+        if not run_dir.split.exists():
+            atomic_write_json(run_dir.split, split.to_dict(table))
+        atomic_write_json(run_dir.data, describe_data(prepared))
+    return prepared
+
+
+def describe_data(prepared: PreparedData) -> dict:
+    """The data summary saved with a run: classes, counts per split, unreadable images."""
+    names = prepared.class_names
+    return {
+        "name": prepared.table.name,
+        "source": prepared.table.source,
+        "class_names": names,
+        "split_strategy": prepared.split.strategy,
+        "counts": {
+            part: dict(zip(names, prepared.class_counts(part).tolist(), strict=True))
+            for part in ("train", "val", "test")
+        },
+        "skipped_images": dict(prepared.table.dropped),
+    }
+
+
+def check_class_sizes(prepared: PreparedData, *, needed: int, method: str, option: str) -> None:
+    """Refuse a class with fewer training images than a method needs, naming the fix."""
+    counts = prepared.class_counts("train")
+    for name, count in zip(prepared.class_names, counts, strict=True):
+        if count < needed:
+            raise DataError(
+                f"Class {name!r} has {count} training image(s) but {method} needs at least "
+                f"{needed} ({option}). Lower {option}, or merge {name!r} into a related class."
+            )

@@ -1,0 +1,34 @@
+"""The layout of a run directory; every other module asks this one where a file lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """``config.yaml`` (resolved config), ``split.json``, ``data.json`` (classes, counts, skipped
+    images), ``checkpoints/last.safetensors`` (resume state), ``model.safetensors`` (best weights),
+    ``knn/`` (training-set embeddings for prediction), ``history.json``, ``train.log``,
+    ``metrics.json`` (test metrics) and ``status.json``."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    config = property(lambda self: self.path / "config.yaml")
+    split = property(lambda self: self.path / "split.json")
+    data = property(lambda self: self.path / "data.json")
+    last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.safetensors")
+    model = property(lambda self: self.path / "model.safetensors")
+    knn = property(lambda self: self.path / "knn")
+    history = property(lambda self: self.path / "history.json")
+    log = property(lambda self: self.path / "train.log")
+    metrics = property(lambda self: self.path / "metrics.json")
+    status = property(lambda self: self.path / "status.json")
+
+    def create(self) -> RunDir:
+        (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
+        return self

@@ -1,0 +1,210 @@
+"""One training loop for every method: progress, validation, best checkpoint, resume, NaN guard."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch import nn
+from torch.utils.data import DataLoader
+
+from medknn.errors import TrainingError
+from medknn.io import atomic_save_tensors, atomic_write_json
+from medknn.methods.objectives import Objective
+from medknn.training.checkpoint import load_checkpoint, save_checkpoint
+from medknn.training.config import TrainConfig
+from medknn.training.optim import build_optimizer, build_scheduler
+from medknn.training.run_dir import RunDir
+
+Validator = Callable[[nn.Module], dict[str, float]]
+SELECTION_METRIC = "mcr"
+
+
+class Trainer:
+    """Trains ``network`` with ``objective`` on batches from ``loader``.
+
+    ``validate(network) -> metrics`` is injected by the caller (the layers that know how to
+    predict); the checkpoint with the best validation MCR becomes ``model.safetensors``. Every
+    epoch ends with an atomic ``checkpoints/last.safetensors``, from which ``fit`` resumes.
+    """
+
+    def __init__(
+        self,
+        network: nn.Module,
+        objective: Objective,
+        config: TrainConfig,
+        run_dir: RunDir,
+        *,
+        device: torch.device,
+        validate: Validator | None = None,
+        progress: bool = True,
+        console: Console | None = None,
+    ) -> None:
+        self.network = network.to(device)
+        self.objective = objective.to(device)
+        self.config = config
+        self.run_dir = run_dir.create()
+        self.device = device
+        self.validate = validate
+        self.progress = progress
+        self.console = console or Console(stderr=True)
+        self.optimizer = build_optimizer(config, self.network.parameters())
+        self.scheduler = build_scheduler(config, self.optimizer)
+        self.history: list[dict[str, float]] = []
+        self.best_score = -math.inf
+        self.start_epoch = 0
+
+    def fit(self, loader: DataLoader) -> list[dict[str, float]]:
+        self._resume_if_possible()
+        for epoch in range(self.start_epoch, self.config.epochs):
+            record = self._train_one_epoch(loader, epoch)
+            if self.validate is not None and (
+                (epoch + 1) % self.config.validate_every == 0 or epoch + 1 == self.config.epochs
+            ):
+                self.network.eval()
+                with torch.no_grad():
+                    record.update({f"val_{k}": v for k, v in self.validate(self.network).items()})
+            self.scheduler.step()
+            self._end_epoch(epoch, record)
+        if not self.run_dir.model.exists():  # zero epochs, or resumed after the last one
+            atomic_save_tensors(self.network.state_dict(), self.run_dir.model)
+        return self.history
+
+    def _train_one_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
+        self.network.train()
+        batch_sampler = loader.batch_sampler
+        if hasattr(batch_sampler, "set_epoch"):
+            batch_sampler.set_epoch(epoch)
+        total_batches = len(loader)
+        if self.config.max_batches_per_epoch is not None:
+            total_batches = min(total_batches, self.config.max_batches_per_epoch)
+        loss_sum, images, stat_sums = 0.0, 0, {}
+        started = time.perf_counter()
+        with self._progress_bar() as bar:
+            task = bar.add_task(
+                f"epoch {epoch + 1}/{self.config.epochs}", total=total_batches, loss=0.0, rate=0.0
+            )
+            for step, (inputs, labels, _) in enumerate(loader):
+                if step >= total_batches:
+                    break
+                inputs, labels = inputs.to(self.device), labels.to(self.device)
+                embeddings, logits = self.network(inputs)
+                loss, stats = self.objective(embeddings, logits, labels)
+                if not torch.isfinite(loss):
+                    self._stop_on_nan(epoch, step)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                loss_sum += loss.item() * len(labels)
+                images += len(labels)
+                for name, value in stats.items():
+                    stat_sums[name] = stat_sums.get(name, 0.0) + value
+                rate = images / (time.perf_counter() - started)
+                bar.update(task, advance=1, loss=loss_sum / images, rate=rate)
+        seconds = time.perf_counter() - started
+        record = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / max(images, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            "images_per_second": images / seconds if seconds > 0 else 0.0,
+        }
+        record.update(stat_sums)
+        return record
+
+    def _end_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        self.history.append(record)
+        score = record.get(f"val_{SELECTION_METRIC}")
+        if score is None or score > self.best_score:
+            # Without validation every epoch is "best": the final weights are kept.
+            self.best_score = score if score is not None else self.best_score
+            record["best"] = 1.0
+            atomic_save_tensors(self.network.state_dict(), self.run_dir.model)
+        save_checkpoint(
+            self.run_dir.last_checkpoint,
+            {
+                "epoch": epoch + 1,
+                "model": self.network.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "history": self.history,
+                "best_score": None if math.isinf(self.best_score) else self.best_score,
+            },
+        )
+        atomic_write_json(self.run_dir.history, self.history)
+        self._log(_describe(record))
+
+    def _resume_if_possible(self) -> None:
+        if not self.run_dir.last_checkpoint.exists():
+            return
+        state = load_checkpoint(self.run_dir.last_checkpoint)
+        self.network.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        self.history = list(state["history"])
+        best = state["best_score"]
+        self.best_score = -math.inf if best is None else best
+        self.start_epoch = int(state["epoch"])
+        if self.start_epoch < self.config.epochs:
+            self._log(
+                f"resuming after epoch {self.start_epoch} from {self.run_dir.last_checkpoint}"
+            )
+
+    def _stop_on_nan(self, epoch: int, step: int) -> None:
+        kept = (
+            f"the checkpoint of epoch {epoch} is kept in {self.run_dir.last_checkpoint}"
+            if self.run_dir.last_checkpoint.exists()
+            else "no checkpoint had been written yet"
+        )
+        message = (
+            f"The loss became NaN/inf at epoch {epoch + 1}, step {step + 1}; training stopped and "
+            f"{kept}. Lower the learning rate (--lr) and rerun with the same --out to resume."
+        )
+        self._log(message)
+        raise TrainingError(message)
+
+    def _log(self, line: str) -> None:
+        stamp = datetime.now().isoformat(timespec="seconds")
+        with open(self.run_dir.log, "a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} {line}\n")
+        if self.progress:
+            self.console.print(line)
+
+    def _progress_bar(self) -> Progress:
+        return Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[rate]:.0f} img/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.progress,
+            transient=True,
+        )
+
+
+def _describe(record: dict[str, float]) -> str:
+    parts = [f"epoch {int(record['epoch'])}"]
+    for key, value in record.items():
+        if key in ("epoch", "best"):
+            continue
+        parts.append(f"{key} {value:.4g}")
+    if record.get("best"):
+        parts.append("(best)")
+    return " ".join(parts)
