@@ -80,8 +80,16 @@ ConfigFile = Annotated[Path | None, typer.Option("--config", help="A YAML config
 NoProgress = Annotated[bool, typer.Option("--quiet", help="No progress bars or epoch lines.")]
 
 
-def _build_config(config_file: Path | None, sets: list[str] | None, **flags: Any) -> TrainConfig:
-    values = TrainConfig.from_yaml(config_file).to_dict() if config_file else {}
+def _build_config(
+    config_file: Path | None,
+    sets: list[str] | None,
+    defaults: dict[str, Any] | None = None,
+    **flags: Any,
+) -> TrainConfig:
+    """Layers, later winning: ``defaults`` (a benchmark spec's base), --config, flags, --set."""
+    values = dict(defaults or {})
+    if config_file:
+        values.update(TrainConfig.from_yaml(config_file).to_dict())
     values.update({k: v for k, v in flags.items() if v is not None})
     for item in sets or []:
         key, sep, raw = item.partition("=")
