@@ -223,7 +223,7 @@ def benchmark(
     base_cfg = _build_config(
         config,
         sets,
-        **base,
+        base,
         data=data,
         backbone=backbone,
         image_size=image_size,
