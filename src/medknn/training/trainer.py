@@ -127,8 +127,9 @@ class Trainer:
     def _end_epoch(self, epoch: int, record: dict[str, float]) -> None:
         self.history.append(record)
         score = record.get(f"val_{SELECTION_METRIC}")
-        if score is None or score > self.best_score:
-            # Without validation every epoch is "best": the final weights are kept.
+        # Without a validation set the final weights are kept; with one, only a validated
+        # epoch that beats the best so far replaces model.safetensors.
+        if self.validate is None or (score is not None and score > self.best_score):
             self.best_score = score if score is not None else self.best_score
             record["best"] = 1.0
             atomic_save_tensors(self.network.state_dict(), self.run_dir.model)
