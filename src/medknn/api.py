@@ -11,8 +11,7 @@ import torch
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from medknn.data import StratifiedBatchSampler
-from medknn.data.shuffle_sampler import ShuffledBatchSampler
+from medknn.data import ShuffledBatchSampler, StratifiedBatchSampler
 from medknn.errors import ConfigError
 from medknn.evaluation import evaluate_network, fit_knn_on_training_set, make_validator
 from medknn.io import (
@@ -30,7 +29,7 @@ from medknn.training.build import build_network
 from medknn.training.prepare import PreparedData, check_class_sizes, prepare_data
 
 # Options that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "validate_every"}
+RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "validate_every", "download"}
 
 
 def resolve_device(name: str) -> torch.device:

@@ -115,6 +115,9 @@ def train(
         str | None, typer.Option(help="CE run that deepknn-star starts from.")
     ] = None,
     split: Split = None,
+    download: Annotated[
+        bool | None, typer.Option("--download", help="Fetch a missing MedMNIST file.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (split, sampling, init).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Deep kNN: K same-class neighbours.")] = None,
@@ -140,6 +143,7 @@ def train(
         weights=weights,
         init_from=init_from,
         split=split,
+        download=download,
         seed=seed,
         lr=lr,
         num_positives=k,

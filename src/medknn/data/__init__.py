@@ -1,6 +1,6 @@
 """Data layer: load image tables, split them, decode images once, and feed them to torch."""
 
-from medknn.data.cache import CACHE_ENV_VAR, decode_images, default_cache_dir
+from medknn.data.cache import CACHE_ENV_VAR, decode_images, default_cache_dir, fit_square
 from medknn.data.catalog import (
     DATA_ENV_VAR,
     DATASETS,
@@ -11,7 +11,9 @@ from medknn.data.catalog import (
 )
 from medknn.data.dataset import CachedImageDataset
 from medknn.data.download import download_file
+from medknn.data.image_file import read_image_file
 from medknn.data.samplers import StratifiedBatchSampler
+from medknn.data.shuffle_sampler import ShuffledBatchSampler
 from medknn.data.sources import (
     IMAGE_EXTENSIONS,
     load_csv_manifest,
@@ -34,18 +36,21 @@ __all__ = [
     "FileImageReader",
     "ImageReader",
     "ImageTable",
+    "ShuffledBatchSampler",
     "Split",
     "StratifiedBatchSampler",
     "build_transforms",
     "decode_images",
     "default_cache_dir",
     "download_file",
+    "fit_square",
     "list_datasets",
     "load_csv_manifest",
     "load_dataset",
     "load_image_folder",
     "load_medmnist_npz",
     "make_split",
+    "read_image_file",
     "resize_size_for",
     "resolve_data_root",
 ]

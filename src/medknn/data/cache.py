@@ -70,7 +70,8 @@ def _store_cached(stem: Path, images: np.ndarray, dropped: dict[str, str]) -> No
         warnings.warn(f"could not write the image cache {stem}.npy: {error}", stacklevel=3)
 
 
-def _fit(image: Image.Image, size: int) -> np.ndarray:
+def fit_square(image: Image.Image, size: int) -> np.ndarray:
+    """uint8 size×size(×C): the shorter side resized to ``size``, the longer centre-cropped."""
     # ImageOps.fit = resize the shorter side to `size`, centre-crop the longer one.
     return np.asarray(ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
 
@@ -87,7 +88,7 @@ def _decode_all(table: ImageTable, size: int, progress: bool) -> tuple[np.ndarra
     )
     for i in steps:
         try:
-            pixels = _fit(table.reader.open(i, draft_size=(size, size)), size)
+            pixels = fit_square(table.reader.open(i, draft_size=(size, size)), size)
         except _UNREADABLE as error:
             failed[table.ids[i]] = f"{type(error).__name__}: {error}"
             continue

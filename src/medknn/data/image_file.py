@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medknn.data.cache import _fit
+from medknn.data.cache import fit_square
 from medknn.data.table import FileImageReader
 from medknn.errors import DataError
 
@@ -21,5 +21,5 @@ def read_image_file(path: str | os.PathLike, size: int) -> np.ndarray:
         image = reader.open(0, draft_size=(size, size))
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise DataError(f"Cannot read image {path}: {error}. Is it an image file?") from None
-    pixels = _fit(image, size)
+    pixels = fit_square(image, size)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels

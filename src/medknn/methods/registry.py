@@ -29,9 +29,9 @@ class MethodSpec:
     ``embedding``: ``"projected"`` adds a linear embedding head of the configured size,
     ``"pooled"`` uses the backbone's pooled features as the embedding.
     ``sampler``: ``"stratified"`` draws P classes × Q images per batch (in-batch mining needs
-    it),
-    ``"shuffle"`` draws plain shuffled batches.
-    ``prediction``: ``"knn"`` votes among the nearest training cases, ``"softmax"`` uses the classifier.
+    it), ``"shuffle"`` draws plain shuffled batches.
+    ``prediction``: ``"knn"`` votes among the nearest training cases, ``"softmax"`` reads the
+    classifier.
     ``build_objective`` is ``None`` for methods without training (kNN on frozen features).
     """
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medknn.data import build_transforms, resize_size_for
-from medknn.data.image_file import read_image_file
+from medknn.data import build_transforms, read_image_file, resize_size_for
 from medknn.errors import ConfigError, DataError
 from medknn.io import load_tensors, read_json
 from medknn.methods import MethodSpec, get_method

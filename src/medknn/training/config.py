@@ -20,6 +20,7 @@ class TrainConfig:
 
     data: str = "breastmnist"
     data_options: dict[str, Any] = field(default_factory=dict)
+    download: bool = False  # fetch a missing MedMNIST file (checksummed) into the data root
     split: str = "auto"
     val_fraction: float = 0.1
     test_fraction: float = 0.2

@@ -65,7 +65,7 @@ def prepare_data(
     progress: bool = True,
 ) -> PreparedData:
     """Load and decode the configured data; the split is saved to (or read from) ``run_dir``."""
-    table = load_dataset(config.data, **config.data_options)
+    table = load_dataset(config.data, download=config.download, **config.data_options)
     table, images = decode_images(
         table,
         resize_size_for(config.image_size),
