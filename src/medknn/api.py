@@ -11,7 +11,6 @@ import torch
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from medknn.data import ShuffledBatchSampler, StratifiedBatchSampler
 from medknn.errors import ConfigError
 from medknn.evaluation import evaluate_network, fit_knn_on_training_set, make_validator
 from medknn.io import (
@@ -25,8 +24,9 @@ from medknn.methods import MethodSpec, ObjectiveContext, create_objective, get_m
 from medknn.models import backbone_normalization
 from medknn.prediction import Prediction, TrainedRun
 from medknn.training import RunDir, TrainConfig, Trainer
+from medknn.training.batches import build_batch_sampler
 from medknn.training.build import build_network
-from medknn.training.prepare import PreparedData, check_class_sizes, prepare_data
+from medknn.training.prepare import PreparedData, prepare_data
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "validate_every", "download"}
@@ -95,19 +95,7 @@ def _train_network(
     console: Console,
 ) -> None:
     counts = prepared.class_counts("train")
-    if spec.sampler == "stratified":
-        check_class_sizes(prepared, needed=2, method=spec.name, option="(a positive per anchor)")
-        classes, per_class = config.stratified_batch_shape(len(prepared.class_names))
-        sampler = StratifiedBatchSampler(
-            prepared.labels("train"),
-            classes_per_batch=classes,
-            samples_per_class=per_class,
-            seed=config.seed,
-        )
-    else:
-        sampler = ShuffledBatchSampler(
-            len(prepared.indices("train")), batch_size=config.batch_size, seed=config.seed
-        )
+    sampler = build_batch_sampler(config, spec, prepared)
     loader = DataLoader(
         prepared.dataset("train", augment=True),
         batch_sampler=sampler,
@@ -120,6 +108,7 @@ def _train_network(
             num_positives=config.num_positives,
             num_negatives=config.num_negatives,
             margin=config.margin,
+            options=config.method_options,
         ),
     )
     validate = make_validator(

@@ -17,6 +17,7 @@ DEEP_KNN = "Zhuang et al., Deep kNN for Medical Image Classification, MICCAI 202
 
 
 def _deep_knn(context: ObjectiveContext) -> MetricLossObjective:
+    context.check_options("deepknn", ())
     loss = DeepKNNLoss(
         num_positives=context.num_positives,
         num_negatives=context.num_negatives,
@@ -26,6 +27,7 @@ def _deep_knn(context: ObjectiveContext) -> MetricLossObjective:
 
 
 def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
+    context.check_options("triplet", ())
     # Same distance as Deep kNN (L2 on unit vectors) so that the margin means the same thing.
     distance = distances.LpDistance(normalize_embeddings=True, p=2, power=1)
     miner = miners.BatchHardMiner(distance=distance)
@@ -34,10 +36,12 @@ def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
 
 
 def _cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
+    context.check_options("ce", ())
     return CrossEntropyObjective()
 
 
 def _weighted_cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
+    context.check_options("weighted-ce", ())
     return CrossEntropyObjective(inverse_frequency_weights(context.class_counts))
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -14,12 +14,29 @@ from medknn.methods.objectives import Objective
 
 @dataclass(frozen=True)
 class ObjectiveContext:
-    """What an objective may depend on: the method's hyper-parameters and the training data."""
+    """What an objective may depend on: the method's hyper-parameters and the training data.
+
+    ``options`` holds method-specific settings (``TrainConfig.method_options``); a recipe reads
+    its own keys with :meth:`option` and rejects the rest with :meth:`check_options`.
+    """
 
     class_counts: np.ndarray
     num_positives: int = 5
     num_negatives: int = 5
     margin: float = 0.2
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def option(self, name: str, default: Any) -> Any:
+        return self.options.get(name, default)
+
+    def check_options(self, method: str, known: tuple[str, ...]) -> None:
+        unknown = sorted(set(self.options) - set(known))
+        if unknown:
+            accepted = ", ".join(known) if known else "none"
+            raise ConfigError(
+                f"Method {method!r} has no option {unknown[0]!r} (method_options accepts: "
+                f"{accepted})."
+            )
 
 
 @dataclass(frozen=True)
@@ -28,8 +45,9 @@ class MethodSpec:
 
     ``embedding``: ``"projected"`` adds a linear embedding head of the configured size,
     ``"pooled"`` uses the backbone's pooled features as the embedding.
-    ``sampler``: ``"stratified"`` draws P classes × Q images per batch (in-batch mining needs
-    it), ``"shuffle"`` draws plain shuffled batches.
+    ``sampler``, the default batch sampler (``TrainConfig.sampler`` overrides it):
+    ``"stratified"`` draws P classes × Q images per batch (in-batch mining needs it),
+    ``"shuffle"`` draws plain shuffled batches.
     ``prediction``: ``"knn"`` votes among the nearest training cases, ``"softmax"`` reads the
     classifier.
     ``build_objective`` is ``None`` for methods without training (kNN on frozen features).
@@ -42,7 +60,7 @@ class MethodSpec:
     embedding: Literal["projected", "pooled"]
     normalize_embedding: bool
     classifier: bool
-    sampler: Literal["stratified", "shuffle"]
+    sampler: str
     prediction: Literal["knn", "softmax"]
     requires_init_from: bool = False
 

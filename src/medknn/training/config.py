@@ -26,6 +26,8 @@ class TrainConfig:
     test_fraction: float = 0.2
     image_size: int = 28
     method: str = "deepknn"
+    method_options: dict[str, Any] = field(default_factory=dict)  # a method's own options
+    sampler: str | None = None  # None: the method's own; "stratified" or "shuffle"
     backbone: str = "resnet18"
     pretrained: bool | None = None  # None: ImageNet weights when they ship offline for the backbone
     weights: str | None = None
