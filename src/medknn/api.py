@@ -23,6 +23,7 @@ from medknn.io import (
 from medknn.methods import MethodSpec, ObjectiveContext, create_objective, get_method
 from medknn.models import backbone_normalization
 from medknn.prediction import Prediction, TrainedRun
+from medknn.reports import write_run_plots
 from medknn.training import RunDir, TrainConfig, Trainer
 from medknn.training.batches import build_batch_sampler
 from medknn.training.build import build_network
@@ -147,9 +148,10 @@ def _finish(
         progress=progress,
     )
     knn.save(run_dir.knn)
-    metrics, _, _ = evaluate_network(
+    metrics, outputs = evaluate_network(
         network, spec, prepared, "test", knn=knn, device=device, progress=progress
     )
+    outputs.save(run_dir.outputs("test"))
     metrics["method"] = config.method
     metrics["seed"] = config.seed
     atomic_write_json(run_dir.metrics, metrics)
@@ -200,9 +202,14 @@ def predict(run: str | Path | TrainedRun, images: list[str | Path]) -> list[Pred
 
 
 def evaluate(
-    run: str | Path | TrainedRun, *, part: str = "test", progress: bool = True
+    run: str | Path | TrainedRun,
+    *,
+    part: str = "test",
+    plots: bool = False,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test)."""
+    """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test);
+    ``plots=True`` also writes the confusion matrix and ROC curves to ``RUN/plots/``."""
     trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     if part not in ("train", "val", "test"):
         raise ConfigError(f"part={part!r}: use train, val or test.")
@@ -210,7 +217,7 @@ def evaluate(
     prepared = prepared.normalized_for(*trained.normalization())
     device = resolve_device(trained.config.device)
     trained.network.to(device)
-    metrics, _, _ = evaluate_network(
+    metrics, outputs = evaluate_network(
         trained.network,
         trained.spec,
         prepared,
@@ -221,8 +228,16 @@ def evaluate(
     )
     metrics["method"] = trained.config.method
     metrics["seed"] = trained.config.seed
+    outputs.save(trained.run_dir.outputs(part))
     if part == "test":
         atomic_write_json(trained.run_dir.metrics, metrics)
+    if plots:
+        metrics["plots"] = [
+            str(p)
+            for p in write_run_plots(
+                trained.run_dir.plots, metrics, outputs, trained.class_names, part=part
+            )
+        ]
     return metrics
 
 

@@ -161,14 +161,19 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="A finished run directory.")],
     part: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print all metrics as JSON.")] = False,
+    plots: Annotated[
+        bool, typer.Option("--plots", help="Write confusion matrix and ROC PNGs to RUN/plots/.")
+    ] = False,
     quiet: NoProgress = False,
 ) -> None:
     """Score a run on its own saved split."""
-    metrics = api.evaluate(run, part=part, progress=not quiet)
+    metrics = api.evaluate(run, part=part, plots=plots, progress=not quiet)
     if as_json:
         out_console.print_json(json.dumps(metrics))
     else:
         _print_metrics(metrics, title=f"{run} ({part})")
+        for path in metrics.get("plots", []):
+            out_console.print(f"plot: {path}")
 
 
 @app.command()

@@ -1,9 +1,15 @@
 """Evaluation: metrics, and scoring a network with its method's prediction rule."""
 
-from medknn.evaluation.evaluate import evaluate_network, fit_knn_on_training_set, make_validator
+from medknn.evaluation.evaluate import (
+    PartOutputs,
+    evaluate_network,
+    fit_knn_on_training_set,
+    make_validator,
+)
 from medknn.evaluation.metrics import classification_metrics
 
 __all__ = [
+    "PartOutputs",
     "classification_metrics",
     "evaluate_network",
     "fit_knn_on_training_set",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from medknn.evaluation.metrics import classification_metrics
+from medknn.io import atomic_write_bytes
 from medknn.methods import MethodSpec
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier, compute_outputs, predict_with_rule
@@ -38,6 +43,27 @@ def fit_knn_on_training_set(
     )
 
 
+@dataclass(frozen=True)
+class PartOutputs:
+    """What a network made of one part of the data, kept for plots and later analysis."""
+
+    labels: np.ndarray
+    predicted: np.ndarray
+    proba: np.ndarray
+    embeddings: np.ndarray
+    indices: np.ndarray  # rows of the data table
+
+    def save(self, path: str | Path) -> Path:
+        buffer = io.BytesIO()
+        np.savez(buffer, **vars(self))
+        return atomic_write_bytes(path, buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> PartOutputs:
+        with np.load(path, allow_pickle=False) as arrays:
+            return cls(**{name: arrays[name] for name in arrays.files})
+
+
 def evaluate_network(
     network: EmbeddingNetwork,
     spec: MethodSpec,
@@ -47,8 +73,8 @@ def evaluate_network(
     knn: KNNClassifier | None,
     device: torch.device | str = "cpu",
     progress: bool = False,
-) -> tuple[dict, np.ndarray, np.ndarray]:
-    """``(metrics, predicted labels, probabilities)`` for ``part`` under the method's rule."""
+) -> tuple[dict, PartOutputs]:
+    """``(metrics, outputs)`` for ``part`` under the method's rule."""
     embeddings, logits = compute_outputs(
         network,
         prepared.dataset(part, augment=False),
@@ -59,14 +85,16 @@ def evaluate_network(
     predicted, proba = predict_with_rule(
         spec.prediction, knn=knn, embeddings=embeddings, logits=logits
     )
+    labels = prepared.labels(part)
     metrics = classification_metrics(
-        prepared.labels(part),
+        labels,
         predicted,
         proba=proba,
         class_names=prepared.class_names,
         train_counts=prepared.class_counts("train"),
     )
-    return metrics, predicted, proba
+    outputs = PartOutputs(labels, predicted, proba, embeddings, prepared.indices(part))
+    return metrics, outputs
 
 
 def make_validator(
@@ -87,7 +115,7 @@ def make_validator(
         knn = None
         if spec.prediction == "knn":
             knn = fit_knn_on_training_set(network, prepared, k=k, weights=weights, device=device)
-        metrics, _, _ = evaluate_network(network, spec, prepared, "val", knn=knn, device=device)
+        metrics, _ = evaluate_network(network, spec, prepared, "val", knn=knn, device=device)
         return {"mcr": metrics["mcr"], "accuracy": metrics["accuracy"]}
 
     return validate

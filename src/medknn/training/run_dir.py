@@ -11,7 +11,8 @@ class RunDir:
     """``config.yaml`` (resolved config), ``split.json``, ``data.json`` (classes, counts, skipped
     images), ``checkpoints/last.safetensors`` (resume state), ``model.safetensors`` (best weights),
     ``knn/`` (training-set embeddings for prediction), ``history.json``, ``train.log``,
-    ``metrics.json`` (test metrics) and ``status.json``."""
+    ``metrics.json`` (test metrics), ``test_outputs.npz`` (predictions and embeddings),
+    ``plots/`` and ``status.json``."""
 
     path: Path
 
@@ -28,6 +29,11 @@ class RunDir:
     log = property(lambda self: self.path / "train.log")
     metrics = property(lambda self: self.path / "metrics.json")
     status = property(lambda self: self.path / "status.json")
+    plots = property(lambda self: self.path / "plots")
+
+    def outputs(self, part: str) -> Path:
+        """Labels, predictions, probabilities and embeddings of one part (``test_outputs.npz``)."""
+        return self.path / f"{part}_outputs.npz"
 
     def create(self) -> RunDir:
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
