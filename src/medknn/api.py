@@ -12,7 +12,12 @@ from rich.console import Console
 from torch.utils.data import DataLoader
 
 from medknn.errors import ConfigError
-from medknn.evaluation import evaluate_network, fit_knn_on_training_set, make_validator
+from medknn.evaluation import (
+    evaluate_network,
+    fit_knn_on_training_set,
+    make_validator,
+    with_embedding_quality,
+)
 from medknn.io import (
     atomic_save_tensors,
     atomic_write_json,
@@ -27,7 +32,7 @@ from medknn.reports import write_run_plots
 from medknn.training import RunDir, TrainConfig, Trainer
 from medknn.training.batches import build_batch_sampler
 from medknn.training.build import build_network
-from medknn.training.prepare import PreparedData, prepare_data
+from medknn.training.prepare import PreparedData, prepare_data, save_data_record
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "validate_every", "download"}
@@ -62,16 +67,23 @@ def train(
     config = as_config(config)
     console = console or Console(stderr=True, quiet=not progress)
     run_dir = RunDir(Path(out))
-    _claim_run_dir(run_dir, config)
-    if _is_complete(run_dir):
+    is_new = _check_run_dir(run_dir, config)
+    if not is_new:
+        run_dir.remove_partial_writes()
+    if _is_complete(run_dir) and not _more_epochs_asked(run_dir, config):
         console.print(f"{run_dir.path} is already complete; loading it.")
         return TrainedRun.load(run_dir.path)
     started = time.perf_counter()
     spec = get_method(config.method)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    prepared = prepare_data(config, run_dir, progress=progress)
+    # A new run directory is written only once data, method and network are known to work, so
+    # that a typo leaves nothing behind that would block the corrected command.
+    prepared = prepare_data(config, None if is_new else run_dir, progress=progress)
     network = build_network(config, spec, len(prepared.class_names))
+    _write_config(run_dir, config)
+    if is_new:
+        save_data_record(prepared, config, run_dir)
     prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
     if spec.trains:
         _train_network(config, spec, prepared, network, run_dir, device, progress, console)
@@ -151,6 +163,7 @@ def _finish(
     metrics, outputs = evaluate_network(
         network, spec, prepared, "test", knn=knn, device=device, progress=progress
     )
+    with_embedding_quality(metrics, outputs, knn)
     outputs.save(run_dir.outputs("test"))
     metrics["method"] = config.method
     metrics["seed"] = config.seed
@@ -161,8 +174,8 @@ def _finish(
     )
 
 
-def _claim_run_dir(run_dir: RunDir, config: TrainConfig) -> None:
-    """Write the config, or check that an existing run was started with the same one."""
+def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
+    """True for a new run; for an existing one, check it was started with the same config."""
     if run_dir.config.exists():
         previous = TrainConfig.from_yaml(run_dir.config).to_dict()
         changed = {
@@ -176,13 +189,22 @@ def _claim_run_dir(run_dir: RunDir, config: TrainConfig) -> None:
                 f"{run_dir.path} holds a run with other settings ({listing}). Use a new --out, "
                 "or delete that directory to start again."
             )
-        if config.epochs != previous["epochs"] and _is_complete(run_dir):
-            run_dir.status.unlink()  # more epochs asked for: training continues from the last one
-    elif run_dir.path.exists() and any(run_dir.path.iterdir()):
+        return False
+    if run_dir.path.exists() and any(run_dir.path.iterdir()):
         raise ConfigError(
             f"{run_dir.path} exists and is not a medknn run. Choose an empty or new --out."
         )
+    return True
+
+
+def _more_epochs_asked(run_dir: RunDir, config: TrainConfig) -> bool:
+    return TrainConfig.from_yaml(run_dir.config).epochs != config.epochs
+
+
+def _write_config(run_dir: RunDir, config: TrainConfig) -> None:
     run_dir.create()
+    if run_dir.status.exists():
+        run_dir.status.unlink()  # more epochs asked for: no longer complete until they are done
     atomic_write_text(run_dir.config, config.to_yaml())
 
 
@@ -206,10 +228,12 @@ def evaluate(
     *,
     part: str = "test",
     plots: bool = False,
+    thumbnails: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test);
-    ``plots=True`` also writes the confusion matrix and ROC curves to ``RUN/plots/``."""
+    ``plots=True`` also writes the confusion matrix, ROC curves and a t-SNE map of the
+    embeddings to ``RUN/plots/`` (``thumbnails=True`` adds the map drawn with the images)."""
     trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     if part not in ("train", "val", "test"):
         raise ConfigError(f"part={part!r}: use train, val or test.")
@@ -228,6 +252,7 @@ def evaluate(
     )
     metrics["method"] = trained.config.method
     metrics["seed"] = trained.config.seed
+    with_embedding_quality(metrics, outputs, trained.knn)
     outputs.save(trained.run_dir.outputs(part))
     if part == "test":
         atomic_write_json(trained.run_dir.metrics, metrics)
@@ -235,7 +260,12 @@ def evaluate(
         metrics["plots"] = [
             str(p)
             for p in write_run_plots(
-                trained.run_dir.plots, metrics, outputs, trained.class_names, part=part
+                trained.run_dir.plots,
+                metrics,
+                outputs,
+                trained.class_names,
+                part=part,
+                thumbnails=prepared.images[outputs.indices] if thumbnails else None,
             )
         ]
     return metrics

@@ -15,6 +15,7 @@ from medknn.errors import ConfigError
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method
 from medknn.reports import csv_table, markdown_table, summarize
+from medknn.reports.tables import DEFAULT_COLUMNS, EMBEDDING_COLUMNS
 from medknn.training import RunDir, TrainConfig
 
 # deep kNN* fine-tunes the weighted-CE network of the same seed (the paper's Table 2).
@@ -78,7 +79,11 @@ def run_benchmark(
     console: Console | None = None,
 ) -> BenchmarkResult:
     """Train and test every entry for every seed under ``out/<label>/seed<k>``; write
-    ``results.md``, ``results.csv`` and ``results.json`` there. Finished runs are reused."""
+    ``results.md``, ``results.csv`` and ``results.json`` there. Finished runs are reused.
+
+    With ``shots`` in ``base`` each seed is one repeat of the few-shot protocol: its own draw of
+    training images, the same for every method, from one split fixed by ``split_seed`` (by
+    default the base's ``seed``)."""
     console = console or Console(stderr=True, quiet=not progress)
     base_values = base.to_dict() if isinstance(base, TrainConfig) else dict(base)
     entries = [e if isinstance(e, BenchmarkEntry) else BenchmarkEntry.parse(e) for e in entries]
@@ -86,6 +91,9 @@ def run_benchmark(
         get_method(entry.method)  # fail before hours of training, not after
     if not seeds:
         raise ConfigError("Give at least one seed, e.g. --seeds 0,1,2.")
+    if base_values.get("shots") is not None and base_values.get("split_seed") is None:
+        # Few-shot protocol: every seed draws its own training images from one fixed split.
+        base_values["split_seed"] = base_values.get("seed", 0)
     out = Path(out)
     records = []
     for seed in seeds:
@@ -109,8 +117,12 @@ def run_benchmark(
                     "run": str(run_path),
                 }
             )
-    rows = summarize(records)
-    result = BenchmarkResult(rows, records, markdown_table(rows), csv_table(rows), out)
+    reported = [c for c in EMBEDDING_COLUMNS if any(c in r["metrics"] for r in records)]
+    columns = (*DEFAULT_COLUMNS, *reported)
+    rows = summarize(records, columns)
+    result = BenchmarkResult(
+        rows, records, markdown_table(rows, columns), csv_table(rows, columns), out
+    )
     atomic_write_text(out / "results.md", result.markdown)
     atomic_write_text(out / "results.csv", result.csv)
     atomic_write_json(out / "results.json", {"rows": rows, "records": records})

@@ -34,6 +34,7 @@ DEMO_CONFIG = {
     "backbone": "tf_efficientnet_lite0",
     "image_size": 64,
     "epochs": 8,
+    "batch_size": 20,  # 2 classes × 10 images: enough steps per epoch on 546 training images
     "lr": 0.01,
     "lr_step": 6,
 }
@@ -122,7 +123,8 @@ def train(
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Deep kNN: K same-class neighbours.")] = None,
     m: Annotated[
-        int | None, typer.Option("--m", help="Deep kNN: M other-class neighbours.")
+        int | None,
+        typer.Option("--m", help="Negatives per anchor: Deep kNN's M, constellation's K."),
     ] = None,
     k_predict: Annotated[
         int | None, typer.Option(help="K_p neighbours voting at prediction.")
@@ -162,12 +164,16 @@ def evaluate(
     part: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print all metrics as JSON.")] = False,
     plots: Annotated[
-        bool, typer.Option("--plots", help="Write confusion matrix and ROC PNGs to RUN/plots/.")
+        bool,
+        typer.Option("--plots", help="Write confusion matrix, ROC and t-SNE PNGs to RUN/plots/."),
+    ] = False,
+    thumbnails: Annotated[
+        bool, typer.Option("--thumbnails", help="With --plots: a t-SNE map drawn with images.")
     ] = False,
     quiet: NoProgress = False,
 ) -> None:
     """Score a run on its own saved split."""
-    metrics = api.evaluate(run, part=part, plots=plots, progress=not quiet)
+    metrics = api.evaluate(run, part=part, plots=plots, thumbnails=thumbnails, progress=not quiet)
     if as_json:
         out_console.print_json(json.dumps(metrics))
     else:
@@ -222,6 +228,13 @@ def benchmark(
     epochs: Epochs = None,
     pretrained: Pretrained = None,
     split: Split = None,
+    shots: Annotated[
+        int | None, typer.Option(help="Few-shot: train on N images per class of the train split.")
+    ] = None,
+    repeats: Annotated[
+        int | None,
+        typer.Option(help="Few-shot repeats = seeds 0..R-1: a new draw each, one test split."),
+    ] = None,
     sets: Sets = None,
     quiet: NoProgress = False,
 ) -> None:
@@ -239,6 +252,7 @@ def benchmark(
         epochs=epochs,
         pretrained=pretrained,
         split=split,
+        shots=shots,
     )
     if methods:
         entries = [
@@ -251,9 +265,22 @@ def benchmark(
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
             raise ConfigError(f"--seeds {seeds!r}: give whole numbers, e.g. 0,1,2.") from None
+    if repeats is not None:
+        seed_list = _repeat_seeds(repeats, base_cfg, seeds_given=bool(seeds))
     result = run_benchmark(base_cfg, entries, seed_list, out, progress=not quiet)
     out_console.print(result.markdown)
     out_console.print(f"tables written to {out}/results.md and results.csv")
+
+
+def _repeat_seeds(repeats: int, base: TrainConfig, *, seeds_given: bool) -> list[int]:
+    """A few-shot repeat is a seed: its own draw of training images (and initialisation)."""
+    if seeds_given:
+        raise ConfigError("Give --seeds or --repeats, not both: --repeats 10 runs seeds 0..9.")
+    if base.shots is None:
+        raise ConfigError("--repeats repeats the few-shot draw: add --shots N, e.g. --shots 20.")
+    if repeats < 1:
+        raise ConfigError(f"--repeats {repeats}: give a whole number >= 1, e.g. --repeats 10.")
+    return list(range(repeats))
 
 
 @app.command()

@@ -214,7 +214,9 @@ def load_medmnist_npz(
         )
     labels = []
     for split in SPLIT_NAMES:
-        split_labels = arrays[f"{split}_labels"].reshape(len(arrays[f"{split}_labels"]), -1)
+        raw = arrays[f"{split}_labels"]
+        # An empty split (no val set) has no columns to infer: treat it as single-label.
+        split_labels = raw.reshape(len(raw), -1) if len(raw) else raw.reshape(0, 1)
         if split_labels.shape[1] != 1:
             raise DataError(
                 f"npz file {path}: {split}_labels has {split_labels.shape[1]} columns; only "

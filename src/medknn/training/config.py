@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,10 +26,13 @@ class TrainConfig:
     split: str = "auto"
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    split_seed: int | None = None  # None: seed; fixed, it keeps one split across seeds
+    shots: int | None = None  # few-shot: train on this many images per class (drawn with seed)
     image_size: int = 28
     method: str = "deepknn"
     method_options: dict[str, Any] = field(default_factory=dict)  # a method's own options
-    sampler: str | None = None  # None: the method's own; "stratified" or "shuffle"
+    sampler: str | None = None  # None: the method's own; "stratified", "shuffle" or "cluster"
+    cluster_groups: int = 2  # sampler "cluster": k-means groups per class (BSTriplet paper: 2)
     backbone: str = "resnet18"
     pretrained: bool | None = None  # None: ImageNet weights when they ship offline for the backbone
     weights: str | None = None
@@ -60,12 +65,18 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
+        self._check_types()
         _check_range("image_size", self.image_size, 28, 224, "medknn supports 28–224 px inputs")
         _check_range("epochs", self.epochs, 0, 100_000)
         _check_range("batch_size", self.batch_size, 2, 100_000)
         _check_range("classes_per_batch", self.classes_per_batch, 2, 100_000)
         if self.samples_per_class is not None:
             _check_range("samples_per_class", self.samples_per_class, 2, 100_000)
+        if self.shots is not None:
+            _check_range("shots", self.shots, 1, 100_000, "images per class, e.g. 20")
+        if self.split_seed is not None:
+            _check_range("split_seed", self.split_seed, 0, 2**32 - 1)
+        _check_range("cluster_groups", self.cluster_groups, 1, 1000, "k-means groups per class")
         _check_range("num_positives", self.num_positives, 1, 1000)
         _check_range("num_negatives", self.num_negatives, 1, 1000)
         _check_range("k_predict", self.k_predict, 1, 1000)
@@ -88,6 +99,32 @@ class TrainConfig:
             raise ConfigError(f"knn_weights={self.knn_weights!r}: use 'uniform' or 'distance'.")
         if self.embedding_dim is not None:
             _check_range("embedding_dim", self.embedding_dim, 2, 65_536)
+
+    @property
+    def resolved_split_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
+
+    def _check_types(self) -> None:
+        """Every option has its declared type, so a value like ``lr=fast`` is named, not a crash."""
+        hints = typing.get_type_hints(type(self))
+        for option in dataclasses.fields(self):
+            value = getattr(self, option.name)
+            hint = hints[option.name]
+            is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+            allowed = tuple(typing.get_origin(t) or t for t in (typing.get_args(hint) or [hint]))
+            allowed = allowed if is_union else (typing.get_origin(hint) or hint,)
+            if float in allowed and isinstance(value, int) and not isinstance(value, bool):
+                continue  # 1 is a fine learning rate
+            if isinstance(value, bool) and bool not in allowed:
+                ok = False
+            else:
+                ok = value is None if value is None else isinstance(value, allowed)
+            if not ok:
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+                raise ConfigError(
+                    f"Option {option.name}={value!r} must be {names}; "
+                    f"e.g. --set {option.name}={_example(option)}"
+                )
 
     @property
     def resolved_small_input(self) -> bool:
@@ -137,3 +174,12 @@ def _check_range(name: str, value: Any, low: float, high: float, why: str = "") 
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         hint = f" ({why})" if why else ""
         raise ConfigError(f"{name}={value!r} must be a whole number in [{low}, {high}]{hint}.")
+
+
+def _example(option: dataclasses.Field) -> str:
+    default = (
+        option.default_factory()  # type: ignore[misc]
+        if option.default is dataclasses.MISSING
+        else option.default
+    )
+    return yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...")

@@ -13,6 +13,7 @@ from medknn.data import (
     Split,
     build_transforms,
     decode_images,
+    few_shot_indices,
     load_dataset,
     make_split,
     resize_size_for,
@@ -78,17 +79,32 @@ def prepare_data(
         split = make_split(
             table,
             config.split,
-            seed=config.seed,
+            seed=config.resolved_split_seed,
             val_fraction=config.val_fraction,
             test_fraction=config.test_fraction,
         )
+        if config.shots is not None:
+            # Drawn with the run's seed from a split made with split_seed: runs of one seed share
+            # the draw, and seeds share the test set. split.json keeps only the drawn images.
+            train = few_shot_indices(
+                table.labels, split.train, config.shots, config.seed, class_names=table.class_names
+            )
+            split = replace(split, train=train)
     prepared = PreparedData(table, images, split, config.image_size)
     if run_dir is not None:
-        run_dir.create()
-        if not run_dir.split.exists():
-            atomic_write_json(run_dir.split, split.to_dict(table))
-        atomic_write_json(run_dir.data, describe_data(prepared))
+        save_data_record(prepared, config, run_dir)
     return prepared
+
+
+def save_data_record(prepared: PreparedData, config: TrainConfig, run_dir: RunDir) -> None:
+    """Write ``split.json`` (once: a run keeps its split) and the ``data.json`` summary."""
+    run_dir.create()
+    if not run_dir.split.exists():
+        atomic_write_json(run_dir.split, prepared.split.to_dict(prepared.table))
+    summary = describe_data(prepared)
+    if config.shots is not None:
+        summary["few_shot"] = {"shots": config.shots, "seed": config.seed}
+    atomic_write_json(run_dir.data, summary)
 
 
 def describe_data(prepared: PreparedData) -> dict:
@@ -107,12 +123,13 @@ def describe_data(prepared: PreparedData) -> dict:
     }
 
 
-def check_class_sizes(prepared: PreparedData, *, needed: int, method: str, option: str) -> None:
+def check_class_sizes(prepared: PreparedData, *, needed: int, method: str, why: str) -> None:
     """Refuse a class with fewer training images than a method needs, naming the fix."""
     counts = prepared.class_counts("train")
     for name, count in zip(prepared.class_names, counts, strict=True):
         if count < needed:
             raise DataError(
                 f"Class {name!r} has {count} training image(s) but {method} needs at least "
-                f"{needed} ({option}). Lower {option}, or merge {name!r} into a related class."
+                f"{needed} ({why}). Add images of {name!r}, merge {name!r} into a related class, "
+                "or train a method that does not mine pairs (e.g. weighted-ce)."
             )

@@ -35,6 +35,14 @@ class RunDir:
         """Labels, predictions, probabilities and embeddings of one part (``test_outputs.npz``)."""
         return self.path / f"{part}_outputs.npz"
 
+    def remove_partial_writes(self) -> list[Path]:
+        """Delete temporary files that a killed process left mid-write (the real files are
+        intact: each is replaced in one rename). Only one process may write a run at a time."""
+        stale = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
+        for path in stale:
+            path.unlink()
+        return stale
+
     def create(self) -> RunDir:
         (self.path / "checkpoints").mkdir(parents=True, exist_ok=True)
         return self

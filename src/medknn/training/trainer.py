@@ -80,6 +80,7 @@ class Trainer:
             self._end_epoch(epoch, record)
         if not self.run_dir.model.exists():  # zero epochs, or resumed after the last one
             atomic_save_tensors(self.network.state_dict(), self.run_dir.model)
+        atomic_write_json(self.run_dir.history, self.history)
         return self.history
 
     def _train_one_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
@@ -90,7 +91,7 @@ class Trainer:
         total_batches = len(loader)
         if self.config.max_batches_per_epoch is not None:
             total_batches = min(total_batches, self.config.max_batches_per_epoch)
-        loss_sum, images, stat_sums = 0.0, 0, {}
+        loss_sum, images, batches, stat_sums = 0.0, 0, 0, {}
         started = time.perf_counter()
         with self._progress_bar() as bar:
             task = bar.add_task(
@@ -109,6 +110,7 @@ class Trainer:
                 self.optimizer.step()
                 loss_sum += loss.item() * len(labels)
                 images += len(labels)
+                batches += 1
                 for name, value in stats.items():
                     stat_sums[name] = stat_sums.get(name, 0.0) + value
                 rate = images / (time.perf_counter() - started)
@@ -121,7 +123,10 @@ class Trainer:
             "seconds": seconds,
             "images_per_second": images / seconds if seconds > 0 else 0.0,
         }
-        record.update(stat_sums)
+        # Counters ("num_*", e.g. skipped anchors) are epoch totals; other terms, batch means.
+        record.update(
+            {k: v if k.startswith("num_") else v / max(batches, 1) for k, v in stat_sums.items()}
+        )
         return record
 
     def _end_epoch(self, epoch: int, record: dict[str, float]) -> None:
@@ -173,7 +178,7 @@ class Trainer:
         )
         message = (
             f"The loss became NaN/inf at epoch {epoch + 1}, step {step + 1}; training stopped and "
-            f"{kept}. Lower the learning rate (--lr) and rerun with the same --out to resume."
+            f"{kept}. Start again with a lower learning rate (--lr) and a new --out."
         )
         self._log(message)
         raise TrainingError(message)
