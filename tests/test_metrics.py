@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import (
     balanced_accuracy_score,
     classification_report,
+    confusion_matrix,
     f1_score,
     roc_auc_score,
 )
@@ -100,3 +101,40 @@ def test_bad_input_raises_data_errors():
         classification_metrics(
             np.array([0, 1]), np.array([0, 1]), class_names=["a", "b"], train_counts=[1, 2, 3]
         )
+
+
+def test_sensitivity_and_specificity_are_macro_one_vs_rest_eq_10_11():
+    # Confusion (rows true a, b, c; columns predicted): a: [1 1 0], b: [0 2 0], c: [1 0 0].
+    y_true, y_pred = np.array([0, 0, 1, 1, 2]), np.array([0, 1, 1, 1, 0])
+    metrics = classification_metrics(y_true, y_pred, class_names=["a", "b", "c"])
+    # SEN: a 1/2, b 2/2, c 0/1. SPE = TN/(TN+FP): a 2/3, b 2/3, c 4/4.
+    assert metrics["sensitivity"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert metrics["specificity"] == pytest.approx((2 / 3 + 2 / 3 + 1.0) / 3)
+    assert [s["specificity"] for s in metrics["per_class"].values()] == pytest.approx(
+        [2 / 3, 2 / 3, 1.0]
+    )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_specificity_matches_the_sklearn_confusion_matrix(seed):
+    y_true, y_pred, _ = random_predictions(seed)
+    metrics = classification_metrics(y_true, y_pred, class_names=NAMES)
+    matrix = confusion_matrix(y_true, y_pred, labels=range(5))
+    false_positives = matrix.sum(axis=0) - np.diag(matrix)
+    true_negatives = matrix.sum() - matrix.sum(axis=1) - false_positives
+    per_class = true_negatives / (true_negatives + false_positives)
+    assert metrics["specificity"] == pytest.approx(per_class.mean())
+    assert metrics["sensitivity"] == pytest.approx(metrics["mcr"])
+
+
+def test_binary_specificity_of_a_class_is_the_recall_of_the_other():
+    y_true, y_pred = np.array([0, 0, 0, 1, 1]), np.array([0, 1, 1, 1, 1])
+    metrics = classification_metrics(y_true, y_pred, class_names=["normal", "pneumonia"])
+    pneumonia = metrics["per_class"]["pneumonia"]
+    assert (pneumonia["recall"], pneumonia["specificity"]) == pytest.approx((1.0, 1 / 3))
+    assert metrics["specificity"] == pytest.approx(metrics["sensitivity"])
+    only_one_class = classification_metrics(
+        np.array([1, 1]), np.array([1, 0]), class_names=["n", "p"]
+    )
+    assert only_one_class["per_class"]["p"]["specificity"] is None
+    assert only_one_class["specificity"] == pytest.approx(0.5)  # class n: TN 1 of 2 negatives

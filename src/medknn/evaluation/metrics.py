@@ -1,4 +1,5 @@
-"""Metrics of the Deep kNN paper (Acc, MCR, RS) plus F1, ROC AUC and the confusion matrix."""
+"""Metrics of the Deep kNN paper (Acc, MCR, RS), the BSTriplet paper (macro sensitivity and
+specificity), F1, ROC AUC and the confusion matrix."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from sklearn.metrics import (
     accuracy_score,
     confusion_matrix,
     f1_score,
+    multilabel_confusion_matrix,
     precision_recall_fscore_support,
     recall_score,
     roc_auc_score,
@@ -30,6 +32,11 @@ def classification_metrics(
     class of ``y_true``), named in ``rs_class``; a tie goes to the lower class index, and ``rs`` is
     None if that class has no evaluation case. ``auc`` is the macro one-vs-rest ROC AUC, None
     without ``proba`` or when a class has no evaluation case.
+    ``sensitivity`` and ``specificity`` are the BSTriplet paper's eq. 10-11: per class one vs the
+    rest, TP/(TP+FN) and TN/(TN+FP), averaged over the classes where each is defined
+    (``sensitivity`` then equals ``mcr``). With two classes both averages equal ``mcr``; a
+    clinical "sensitivity/specificity of the disease" is that class's ``recall`` and
+    ``specificity`` in ``per_class``.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     num_classes = len(class_names)
@@ -41,6 +48,7 @@ def classification_metrics(
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=all_classes, zero_division=0
     )
+    specificity = _specificity(y_true, y_pred, all_classes)
     if train_counts is None:
         smallest = int(present[support[present].argmin()])
     else:
@@ -62,17 +70,31 @@ def classification_metrics(
         "rs_class": class_names[smallest],
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "auc": _macro_auc(y_true, proba, num_classes, present),
+        "sensitivity": float(recall[present].mean()),
+        "specificity": float(np.nanmean(specificity)),
         "per_class": {
             name: {
                 "precision": float(precision[c]),
                 "recall": float(recall[c]),
                 "f1": float(f1[c]),
+                "specificity": None if np.isnan(specificity[c]) else float(specificity[c]),
                 "support": int(support[c]),
             }
             for c, name in enumerate(class_names)
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=all_classes).tolist(),
     }
+
+
+def _specificity(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """TN / (TN + FP) of each class against the rest; NaN for a class every case belongs to."""
+    (true_negatives, false_positives), _ = multilabel_confusion_matrix(
+        y_true, y_pred, labels=classes
+    ).transpose(1, 2, 0)
+    negatives = true_negatives + false_positives
+    return np.divide(
+        true_negatives, negatives, out=np.full(len(classes), np.nan), where=negatives > 0
+    )
 
 
 def _macro_auc(

@@ -1,6 +1,11 @@
 """Method recipes and their registry."""
 
-from medknn.methods.objectives import CrossEntropyObjective, MetricLossObjective, Objective
+from medknn.methods.objectives import (
+    CrossEntropyObjective,
+    CrossEntropyPlusMetricObjective,
+    MetricLossObjective,
+    Objective,
+)
 from medknn.methods.registry import (
     MethodSpec,
     ObjectiveContext,
@@ -12,6 +17,7 @@ from medknn.methods.registry import (
 
 __all__ = [
     "CrossEntropyObjective",
+    "CrossEntropyPlusMetricObjective",
     "MethodSpec",
     "MetricLossObjective",
     "Objective",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
+
+from medknn.errors import ConfigError
 
 
 class Objective(nn.Module):
@@ -48,6 +52,39 @@ class CrossEntropyObjective(Objective):
         if logits is None:
             raise RuntimeError("CrossEntropyObjective needs a network with a classifier.")
         return nn.functional.cross_entropy(logits, labels, weight=self.class_weights), {}
+
+
+class CrossEntropyPlusMetricObjective(Objective):
+    """``CE(logits) + weight · metric_loss(embeddings, labels)`` (e.g. the BSTriplet paper's eq. 7).
+
+    Both terms are reported in the stats (``ce``, ``metric``), unweighted, so that their scales
+    can be compared in the training log.
+    """
+
+    needs_classifier = True
+
+    def __init__(
+        self,
+        metric_loss: nn.Module,
+        weight: float = 1.0,
+        class_weights: torch.Tensor | None = None,
+    ) -> None:
+        is_number = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if not (is_number and math.isfinite(weight) and weight >= 0):
+            raise ConfigError(
+                f"The metric loss weight (lambda) must be a finite number >= 0, got {weight!r}; "
+                "the BSTriplet paper uses 1."
+            )
+        super().__init__()
+        self.cross_entropy = CrossEntropyObjective(class_weights)
+        self.metric_loss = metric_loss
+        self.weight = weight
+
+    def forward(self, embeddings, logits, labels):
+        cross_entropy, _ = self.cross_entropy(embeddings, logits, labels)
+        metric = self.metric_loss(embeddings, labels)
+        stats = {"ce": float(cross_entropy.detach()), "metric": float(metric.detach())}
+        return cross_entropy + self.weight * metric, stats
 
 
 def inverse_frequency_weights(class_counts: np.ndarray) -> torch.Tensor:

