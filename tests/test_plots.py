@@ -37,7 +37,11 @@ def test_run_plots_are_png_images(tmp_path: Path) -> None:
         )
         folder = tmp_path / str(num_classes)
         paths = write_run_plots(folder, metrics, outputs, names)
-        assert {p.name for p in paths} == {"test_confusion_matrix.png", "test_roc.png"}
+        assert {p.name for p in paths} == {
+            "test_confusion_matrix.png",
+            "test_roc.png",
+            "test_embedding_map.png",
+        }
         for path in paths:
             with Image.open(path) as image:
                 assert image.format == "PNG" and min(image.size) > 200

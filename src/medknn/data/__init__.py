@@ -9,8 +9,10 @@ from medknn.data.catalog import (
     load_dataset,
     resolve_data_root,
 )
+from medknn.data.cluster_sampler import ClusterBatchSampler, thumbnail_features
 from medknn.data.dataset import CachedImageDataset
 from medknn.data.download import download_file
+from medknn.data.few_shot import few_shot_indices
 from medknn.data.image_file import read_image_file
 from medknn.data.samplers import StratifiedBatchSampler
 from medknn.data.shuffle_sampler import ShuffledBatchSampler
@@ -32,6 +34,7 @@ __all__ = [
     "STRATEGIES",
     "ArrayImageReader",
     "CachedImageDataset",
+    "ClusterBatchSampler",
     "DatasetInfo",
     "FileImageReader",
     "ImageReader",
@@ -43,6 +46,7 @@ __all__ = [
     "decode_images",
     "default_cache_dir",
     "download_file",
+    "few_shot_indices",
     "fit_square",
     "list_datasets",
     "load_csv_manifest",
@@ -53,4 +57,5 @@ __all__ = [
     "read_image_file",
     "resize_size_for",
     "resolve_data_root",
+    "thumbnail_features",
 ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medknn.evaluation.embedding_quality import embedding_quality
 from medknn.evaluation.metrics import classification_metrics
 from medknn.io import atomic_write_bytes
 from medknn.methods import MethodSpec
@@ -95,6 +96,21 @@ def evaluate_network(
     )
     outputs = PartOutputs(labels, predicted, proba, embeddings, prepared.indices(part))
     return metrics, outputs
+
+
+def with_embedding_quality(metrics: dict, outputs: PartOutputs, knn: KNNClassifier) -> dict:
+    """Add kNN balanced accuracy, silhouette and Davies–Bouldin of the part's embeddings
+    (kNN fitted on the training embeddings, k = 5) to ``metrics``."""
+    metrics.update(
+        embedding_quality(
+            outputs.embeddings,
+            outputs.labels,
+            train_embeddings=knn.embeddings_,
+            train_labels=knn.labels_,
+            k=5,
+        )
+    )
+    return metrics
 
 
 def make_validator(

@@ -47,10 +47,13 @@ class MethodSpec:
     ``"pooled"`` uses the backbone's pooled features as the embedding.
     ``sampler``, the default batch sampler (``TrainConfig.sampler`` overrides it):
     ``"stratified"`` draws P classes × Q images per batch (in-batch mining needs it),
-    ``"shuffle"`` draws plain shuffled batches.
+    ``"shuffle"`` draws plain shuffled batches, ``"cluster"`` draws from per-class k-means
+    groups in proportion to their sizes (the BSTriplet paper's "DM").
     ``prediction``: ``"knn"`` votes among the nearest training cases, ``"softmax"`` reads the
     classifier.
     ``build_objective`` is ``None`` for methods without training (kNN on frozen features).
+    ``head_activation``: an activation after the projected embedding head (e.g. ``"sigmoid"``,
+    the constellation-loss paper's head), applied before the L2 normalisation.
     """
 
     name: str
@@ -63,6 +66,7 @@ class MethodSpec:
     sampler: str
     prediction: Literal["knn", "softmax"]
     requires_init_from: bool = False
+    head_activation: str | None = None
 
     @property
     def trains(self) -> bool:
@@ -102,3 +106,5 @@ def create_objective(name: str, context: ObjectiveContext) -> Objective:
 def _ensure_builtin_methods() -> None:
     # Imported lazily so that registry.py stays importable by the recipe modules themselves.
     import medknn.methods.recipes  # noqa: F401
+    import medknn.methods.recipes_bstriplet  # noqa: F401
+    import medknn.methods.recipes_constellation  # noqa: F401

@@ -9,20 +9,24 @@ import timm
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medknn.errors import ConfigError
+from medknn.errors import ConfigError, did_you_mean
 from medknn.models.backbones import create_backbone
 from medknn.models.mlp import MLPBackbone
+from medknn.models.torchvision_backbones import torchvision_backbone_names
 from medknn.models.weights import load_backbone_weights
 
 MLP = "mlp"
+# Embedding-head activations by name (the constellation-loss paper puts a sigmoid before the norm).
+HEAD_ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid}
 
 
 class EmbeddingNetwork(nn.Module):
-    """backbone -> optional embedding head (Linear to embedding_dim) -> optional L2 normalisation;
-    optional linear classifier on the embedding.
+    """backbone -> optional embedding head (Linear to embedding_dim) -> optional activation ->
+    optional L2 normalisation; optional linear classifier on the embedding.
 
     With ``embedding_dim=None`` the embedding is the backbone's pooled feature. The classifier
     sees the embedding after normalisation, so cross-entropy methods use ``normalize=False``.
+    ``head_activation`` names an entry of ``HEAD_ACTIVATIONS`` (e.g. ``"sigmoid"``) or is None.
     """
 
     def __init__(
@@ -32,6 +36,7 @@ class EmbeddingNetwork(nn.Module):
         embedding_dim: int | None = 128,
         normalize: bool = True,
         num_classes: int | None = None,
+        head_activation: str | None = None,
     ) -> None:
         super().__init__()
         num_features = _pooled_size(backbone)
@@ -44,6 +49,8 @@ class EmbeddingNetwork(nn.Module):
         self.embedding_head: nn.Module = (
             nn.Linear(num_features, embedding_dim) if embedding_dim else nn.Identity()
         )
+        # A separate module (not inside embedding_head) keeps the saved weight names unchanged.
+        self.head_activation: nn.Module = _activation(head_activation)
         self.embedding_dim: int = embedding_dim or num_features
         self.normalize = normalize
         self.classifier: nn.Linear | None = None
@@ -52,7 +59,7 @@ class EmbeddingNetwork(nn.Module):
 
     def embed(self, x: Tensor) -> Tensor:
         """``(B, embedding_dim)`` embeddings, unit length iff ``normalize``."""
-        embedding = self.embedding_head(self.backbone(x))
+        embedding = self.head_activation(self.embedding_head(self.backbone(x)))
         return F.normalize(embedding, dim=1) if self.normalize else embedding
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -70,6 +77,16 @@ class EmbeddingNetwork(nn.Module):
             raise ConfigError(f"num_classes must be at least 1, got {num_classes}.")
         device = next(self.backbone.parameters()).device
         self.classifier = nn.Linear(self.embedding_dim, num_classes, device=device)
+
+
+def _activation(name: str | None) -> nn.Module:
+    if name is None:
+        return nn.Identity()
+    if name not in HEAD_ACTIVATIONS:
+        raise ConfigError(
+            f"Unknown head_activation {name!r}. " + did_you_mean(name, HEAD_ACTIVATIONS)
+        )
+    return HEAD_ACTIVATIONS[name]()
 
 
 def _pooled_size(backbone: nn.Module) -> int:
@@ -93,6 +110,7 @@ def create_network(
     weights: str | Path | None = None,
     small_input: bool = False,
     in_features: int | None = None,
+    head_activation: str | None = None,
 ) -> EmbeddingNetwork:
     """An :class:`EmbeddingNetwork` on a named backbone (see :func:`list_backbones`).
 
@@ -119,13 +137,18 @@ def create_network(
             backbone, pretrained=pretrained, weights=weights, small_input=small_input
         )
     return EmbeddingNetwork(
-        model, embedding_dim=embedding_dim, normalize=normalize, num_classes=num_classes
+        model,
+        embedding_dim=embedding_dim,
+        normalize=normalize,
+        num_classes=num_classes,
+        head_activation=head_activation,
     )
 
 
 def list_backbones(pattern: str = "*") -> list[str]:
-    """Backbone names matching a shell-style ``pattern``: every timm model, plus ``"mlp"``."""
-    names = timm.list_models(pattern)
+    """Backbone names matching a shell-style ``pattern``: every timm model, every torchvision
+    classification model as ``torchvision/NAME``, and ``"mlp"``."""
+    names = timm.list_models(pattern) + fnmatch.filter(torchvision_backbone_names(), pattern)
     if fnmatch.fnmatch(MLP, pattern):
         names.append(MLP)
     return sorted(names)

@@ -15,8 +15,14 @@ METRIC_LABELS = {
     "rs": "RS",
     "macro_f1": "macro F1",
     "auc": "AUC",
+    "knn_bac": "kNN BAC",
+    "silhouette": "silhouette",
+    "davies_bouldin": "Davies-Bouldin",
 }
 DEFAULT_COLUMNS = ("accuracy", "mcr", "rs", "macro_f1", "auc")
+# Embedding-quality metrics (evaluation/embedding_quality.py), shown when runs report them.
+EMBEDDING_COLUMNS = ("knn_bac", "silhouette", "davies_bouldin")
+LOWER_IS_BETTER = frozenset({"davies_bouldin"})
 
 
 def summarize(results: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS) -> list[dict]:
@@ -89,7 +95,9 @@ def run_table(metrics: dict, columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
 
 def _best(rows: Sequence[dict], column: str) -> float | None:
     means = [r["mean"][column] for r in rows if r["mean"][column] is not None]
-    return max(means) if means else None
+    if not means:
+        return None
+    return min(means) if column in LOWER_IS_BETTER else max(means)
 
 
 def _fmt(value: float | None) -> str:

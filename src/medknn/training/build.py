@@ -35,6 +35,7 @@ def build_network(
         pretrained=load_weights and uses_pretrained(config),
         weights=config.weights if load_weights else None,
         small_input=config.resolved_small_input,
+        head_activation=spec.head_activation,
     )
     if spec.requires_init_from and load_weights:
         if not config.init_from:

@@ -1,0 +1,121 @@
+"""The constellation loss (Medela & Picon 2020) and the pair/tuple losses its paper compares with.
+
+Every method here uses the paper's embedding head, a 128-unit layer with a sigmoid, then L2
+normalisation; P×Q stratified batches (``samples_per_class`` is the paper's ``spc``); and kNN
+prediction. The paper's "ImageNet" baseline, a softmax network fine-tuned on the data and read
+through its embeddings, is the ``ce`` method (its ``knn_bac`` embedding-quality metric); frozen,
+not fine-tuned, ImageNet features are ``knn-imagenet``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pytorch_metric_learning import distances, losses, miners, reducers
+
+from medknn.losses.constellation_loss import ConstellationLoss
+from medknn.losses.mined_loss import MinedLoss
+from medknn.methods.objectives import MetricLossObjective
+from medknn.methods.registry import MethodSpec, ObjectiveContext, register_method
+
+CONSTELLATION = (
+    "Medela & Picon, Constellation Loss: Improving the Efficiency of Deep Metric Learning Loss "
+    "Functions for the Optimal Embedding of Histopathological Images, J Pathol Inform 2020"
+)
+CONTRASTIVE_MARGIN = 1.0  # eq. 1: "m is the margin, usually set to 1"
+
+
+def _contrastive(context: ObjectiveContext) -> MetricLossObjective:
+    context.check_options("contrastive", ())
+    # Eq. 1 averages over all pairs, zero terms included: MeanReducer, not PML's non-zero mean.
+    loss = losses.ContrastiveLoss(
+        pos_margin=0.0,
+        neg_margin=CONTRASTIVE_MARGIN,
+        distance=distances.LpDistance(normalize_embeddings=True, p=2, power=1),
+        reducer=reducers.MeanReducer(),
+    )
+    return MetricLossObjective(loss)
+
+
+def _hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
+    context.check_options("triplet-hard", ())
+    # Eq. 2 compares squared distances; "hard-triplet mining" keeps every triplet with a positive
+    # loss (hard and semi-hard), which is PML's TripletMarginMiner(type_of_triplets="all").
+    distance = distances.LpDistance(normalize_embeddings=True, p=2, power=2)
+    miner = miners.TripletMarginMiner(
+        margin=context.margin, type_of_triplets="all", distance=distance
+    )
+    loss = losses.TripletMarginLoss(
+        margin=context.margin, distance=distance, reducer=reducers.MeanReducer()
+    )
+    return MetricLossObjective(MinedLoss(loss, miner))
+
+
+def _npairs(context: ObjectiveContext) -> MetricLossObjective:
+    context.check_options("npairs", ())
+    # "No need for L2 normalization [...] as it already incorporates [it] in the loss": PML's
+    # N-pairs normalises inside (cosine similarities), so the head's own L2 norm changes nothing
+    # in training and gives kNN the geometry that was trained. Plain dot products of sigmoid
+    # outputs (up to 128) diverged at lr 1e-3 on HAM10000 (docs/constellation.md).
+    loss = losses.NPairsLoss()
+    return MetricLossObjective(loss)
+
+
+def _constellation(context: ObjectiveContext) -> MetricLossObjective:
+    # K is the config's num_negatives (CLI --m / --set num_negatives=K): negatives per anchor.
+    context.check_options("constellation", ())
+    loss = ConstellationLoss(num_negatives=context.num_negatives)
+    return MetricLossObjective(loss, stat_attributes=("num_pairs", "num_terms"))
+
+
+def _register(
+    name: str,
+    summary: str,
+    build: Callable[[ObjectiveContext], MetricLossObjective],
+    reference: str,
+) -> None:
+    register_method(
+        MethodSpec(
+            name=name,
+            summary=summary,
+            reference=reference,
+            build_objective=build,
+            embedding="projected",
+            normalize_embedding=True,
+            classifier=False,
+            sampler="stratified",
+            prediction="knn",
+            head_activation="sigmoid",
+        )
+    )
+
+
+_register(
+    "contrastive",
+    "Contrastive loss (Chopra et al. 2005; constellation paper eq. 1): every same-class pair "
+    "pulled together, every other pair pushed beyond L2 distance 1; kNN prediction.",
+    _contrastive,
+    "Chopra, Hadsell, LeCun, CVPR 2005; as eq. 1 of " + CONSTELLATION,
+)
+_register(
+    "triplet-hard",
+    "Triplet loss on squared L2 distances over every margin-violating (hard or semi-hard) "
+    "triplet of the batch (constellation paper eq. 2); kNN prediction.",
+    _hard_triplet,
+    "Schroff, Kalenichenko, Philbin, FaceNet, CVPR 2015; as eq. 2 of " + CONSTELLATION,
+)
+_register(
+    "npairs",
+    "Multi-class N-pair loss (Sohn 2016; constellation paper eq. 3): one pair per class "
+    "against the other classes' positives; kNN prediction.",
+    _npairs,
+    "Sohn, Improved Deep Metric Learning with Multi-class N-pair Loss, NeurIPS 2016; as eq. 3 "
+    "of " + CONSTELLATION,
+)
+_register(
+    "constellation",
+    "Constellation loss (Medela & Picon 2020, eq. 4): every same-class pair against K "
+    "negatives from distinct other classes (K = num_negatives); kNN prediction.",
+    _constellation,
+    CONSTELLATION,
+)
