@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,39 +86,44 @@ def train(
     if is_new:
         save_data_record(prepared, config, run_dir)
     prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
+    job = _Job(config, spec, prepared, network, run_dir, device, progress, console)
     if spec.trains:
-        _train_network(config, spec, prepared, network, run_dir, device, progress, console)
+        _train_network(job)
     else:
         atomic_write_json(run_dir.history, [])
     if run_dir.model.exists():
         network.load_state_dict(load_tensors(run_dir.model))
     else:
         atomic_save_tensors(network.state_dict(), run_dir.model)
-    _finish(config, spec, prepared, network, run_dir, device, progress, started)
+    _finish(job, started)
     return TrainedRun.load(run_dir.path)
 
 
-def _train_network(
-    config: TrainConfig,
-    spec: MethodSpec,
-    prepared: PreparedData,
-    network: torch.nn.Module,
-    run_dir: RunDir,
-    device: torch.device,
-    progress: bool,
-    console: Console,
-) -> None:
-    counts = prepared.class_counts("train")
-    sampler = build_batch_sampler(config, spec, prepared)
+@dataclass
+class _Job:
+    """One training run being carried out: everything its steps share."""
+
+    config: TrainConfig
+    spec: MethodSpec
+    prepared: PreparedData
+    network: torch.nn.Module
+    run_dir: RunDir
+    device: torch.device
+    progress: bool
+    console: Console
+
+
+def _train_network(job: _Job) -> None:
+    config, prepared = job.config, job.prepared
     loader = DataLoader(
         prepared.dataset("train", augment=True),
-        batch_sampler=sampler,
+        batch_sampler=build_batch_sampler(config, job.spec, prepared),
         num_workers=config.num_workers,
     )
     objective = create_objective(
-        spec.name,
+        job.spec.name,
         ObjectiveContext(
-            class_counts=counts,
+            class_counts=prepared.class_counts("train"),
             num_positives=config.num_positives,
             num_negatives=config.num_negatives,
             margin=config.margin,
@@ -125,43 +131,42 @@ def _train_network(
         ),
     )
     validate = make_validator(
-        spec, prepared, k=config.k_predict, weights=config.knn_weights, device=device
+        job.spec, prepared, k=config.k_predict, weights=config.knn_weights, device=job.device
     )
     trainer = Trainer(
-        network,
+        job.network,
         objective,
         config,
-        run_dir,
-        device=device,
+        job.run_dir,
+        device=job.device,
         validate=validate,
-        progress=progress,
-        console=console,
+        progress=job.progress,
+        console=job.console,
     )
     trainer.fit(loader)
 
 
-def _finish(
-    config: TrainConfig,
-    spec: MethodSpec,
-    prepared: PreparedData,
-    network: torch.nn.Module,
-    run_dir: RunDir,
-    device: torch.device,
-    progress: bool,
-    started: float,
-) -> None:
-    network.to(device)
+def _finish(job: _Job, started: float) -> None:
+    """Index the training set, score the test split, mark the run complete."""
+    config, run_dir = job.config, job.run_dir
+    job.network.to(job.device)
     knn = fit_knn_on_training_set(
-        network,
-        prepared,
+        job.network,
+        job.prepared,
         k=config.k_predict,
         weights=config.knn_weights,
-        device=device,
-        progress=progress,
+        device=job.device,
+        progress=job.progress,
     )
     knn.save(run_dir.knn)
     metrics, outputs = evaluate_network(
-        network, spec, prepared, "test", knn=knn, device=device, progress=progress
+        job.network,
+        job.spec,
+        job.prepared,
+        "test",
+        knn=knn,
+        device=job.device,
+        progress=job.progress,
     )
     with_embedding_quality(metrics, outputs, knn)
     outputs.save(run_dir.outputs("test"))

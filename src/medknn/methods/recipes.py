@@ -11,7 +11,12 @@ from medknn.methods.objectives import (
     MetricLossObjective,
     inverse_frequency_weights,
 )
-from medknn.methods.registry import MethodSpec, ObjectiveContext, register_method
+from medknn.methods.registry import (
+    ObjectiveContext,
+    embedding_method,
+    register_method,
+    softmax_method,
+)
 
 DEEP_KNN = "Zhuang et al., Deep kNN for Medical Image Classification, MICCAI 2020"
 
@@ -46,83 +51,54 @@ def _weighted_cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
 
 
 register_method(
-    MethodSpec(
-        name="deepknn",
-        summary="Deep kNN triplet loss: K nearest same-class × M nearest other-class neighbours "
+    embedding_method(
+        "deepknn",
+        "Deep kNN triplet loss: K nearest same-class × M nearest other-class neighbours "
         "mined in P×Q stratified batches; kNN prediction.",
-        reference=DEEP_KNN,
-        build_objective=_deep_knn,
-        embedding="projected",
-        normalize_embedding=True,
-        classifier=False,
-        sampler="stratified",
-        prediction="knn",
+        DEEP_KNN,
+        _deep_knn,
     )
 )
 register_method(
-    MethodSpec(
-        name="deepknn-star",
-        summary="deep kNN*: Deep kNN fine-tuning of a CE-trained run's backbone (--init-from RUN).",
-        reference=DEEP_KNN,
-        build_objective=_deep_knn,
-        embedding="projected",
-        normalize_embedding=True,
-        classifier=False,
-        sampler="stratified",
-        prediction="knn",
+    embedding_method(
+        "deepknn-star",
+        "deep kNN*: Deep kNN fine-tuning of a CE-trained run's backbone (--init-from RUN).",
+        DEEP_KNN,
+        _deep_knn,
         requires_init_from=True,
     )
 )
 register_method(
-    MethodSpec(
-        name="triplet",
-        summary="Traditional triplet loss with batch-hard mining (Hermans et al. 2017); "
-        "kNN prediction.",
-        reference="Hermans, Beyer, Leibe, In Defense of the Triplet Loss, 2017",
-        build_objective=_batch_hard_triplet,
-        embedding="projected",
-        normalize_embedding=True,
-        classifier=False,
-        sampler="stratified",
-        prediction="knn",
+    embedding_method(
+        "triplet",
+        "Traditional triplet loss with batch-hard mining (Hermans et al. 2017); kNN prediction.",
+        "Hermans, Beyer, Leibe, In Defense of the Triplet Loss, 2017",
+        _batch_hard_triplet,
     )
 )
 register_method(
-    MethodSpec(
-        name="ce",
-        summary="Softmax classifier trained with cross entropy.",
-        reference="standard baseline",
-        build_objective=_cross_entropy,
-        embedding="pooled",
-        normalize_embedding=False,
-        classifier=True,
-        sampler="shuffle",
-        prediction="softmax",
+    softmax_method(
+        "ce",
+        "Softmax classifier trained with cross entropy.",
+        "standard baseline",
+        _cross_entropy,
     )
 )
 register_method(
-    MethodSpec(
-        name="weighted-ce",
-        summary="Softmax classifier with class-weighted cross entropy (weights n / (C·n_c)).",
-        reference="the Deep kNN paper's Weighted-CE baseline",
-        build_objective=_weighted_cross_entropy,
-        embedding="pooled",
-        normalize_embedding=False,
-        classifier=True,
-        sampler="shuffle",
-        prediction="softmax",
+    softmax_method(
+        "weighted-ce",
+        "Softmax classifier with class-weighted cross entropy (weights n / (C·n_c)).",
+        "the Deep kNN paper's Weighted-CE baseline",
+        _weighted_cross_entropy,
     )
 )
 register_method(
-    MethodSpec(
-        name="knn-imagenet",
-        summary="No training: kNN on frozen (ImageNet) backbone features, L2-normalised.",
-        reference="the Deep kNN paper's kNN (ResNet50) baseline",
-        build_objective=None,
+    embedding_method(
+        "knn-imagenet",
+        "No training: kNN on frozen (ImageNet) backbone features, L2-normalised.",
+        "the Deep kNN paper's kNN (ResNet50) baseline",
+        None,
         embedding="pooled",
-        normalize_embedding=True,
-        classifier=False,
         sampler="shuffle",
-        prediction="knn",
     )
 )

@@ -8,6 +8,7 @@ batch sampler is plain shuffling ("RS") unless ``sampler: cluster`` ("DM", §2.3
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from pytorch_metric_learning import distances, losses, miners
@@ -15,8 +16,8 @@ from pytorch_metric_learning import distances, losses, miners
 from medknn.errors import ConfigError
 from medknn.losses.bstriplet_loss import BSTripletLoss
 from medknn.losses.mined_loss import MinedLoss
-from medknn.methods.objectives import CrossEntropyPlusMetricObjective
-from medknn.methods.registry import MethodSpec, ObjectiveContext, register_method
+from medknn.methods.objectives import CrossEntropyPlusMetricObjective, Objective
+from medknn.methods.registry import ObjectiveContext, register_method, softmax_method
 
 BSTRIPLET = (
     "Huang et al., Batch Similarity Based Triplet Loss Assembled into Light-Weighted "
@@ -72,20 +73,11 @@ def _ce_plus_lifted(context: ObjectiveContext) -> CrossEntropyPlusMetricObjectiv
     return CrossEntropyPlusMetricObjective(loss, _number(context, "ce+lifted", "weight", 1.0))
 
 
-def _register(name: str, summary: str, reference: str, build) -> None:
-    register_method(
-        MethodSpec(
-            name=name,
-            summary=summary,
-            reference=reference,
-            build_objective=build,
-            embedding="pooled",
-            normalize_embedding=False,
-            classifier=True,
-            sampler="shuffle",
-            prediction="softmax",
-        )
-    )
+def _register(
+    name: str, summary: str, reference: str, build: Callable[[ObjectiveContext], Objective]
+) -> None:
+    # The paper's set-up: the metric term and the softmax share the pooled backbone feature.
+    register_method(softmax_method(name, summary, reference, build))
 
 
 _register(

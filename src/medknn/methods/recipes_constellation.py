@@ -16,7 +16,7 @@ from pytorch_metric_learning import distances, losses, miners, reducers
 from medknn.losses.constellation_loss import ConstellationLoss
 from medknn.losses.mined_loss import MinedLoss
 from medknn.methods.objectives import MetricLossObjective
-from medknn.methods.registry import MethodSpec, ObjectiveContext, register_method
+from medknn.methods.registry import ObjectiveContext, embedding_method, register_method
 
 CONSTELLATION = (
     "Medela & Picon, Constellation Loss: Improving the Efficiency of Deep Metric Learning Loss "
@@ -74,20 +74,8 @@ def _register(
     build: Callable[[ObjectiveContext], MetricLossObjective],
     reference: str,
 ) -> None:
-    register_method(
-        MethodSpec(
-            name=name,
-            summary=summary,
-            reference=reference,
-            build_objective=build,
-            embedding="projected",
-            normalize_embedding=True,
-            classifier=False,
-            sampler="stratified",
-            prediction="knn",
-            head_activation="sigmoid",
-        )
-    )
+    # The constellation paper's head: 128 sigmoid units, then L2 normalisation.
+    register_method(embedding_method(name, summary, reference, build, head_activation="sigmoid"))
 
 
 _register(

@@ -73,6 +73,44 @@ class MethodSpec:
         return self.build_objective is not None
 
 
+def embedding_method(
+    name: str,
+    summary: str,
+    reference: str,
+    build_objective: Callable[[ObjectiveContext], Objective] | None,
+    **changes: Any,
+) -> MethodSpec:
+    """A metric-learning recipe: projected, L2-normalised embedding, P×Q stratified batches,
+    kNN prediction; ``changes`` overrides any of these."""
+    defaults: dict[str, Any] = dict(
+        embedding="projected",
+        normalize_embedding=True,
+        classifier=False,
+        sampler="stratified",
+        prediction="knn",
+    )
+    return MethodSpec(name, summary, reference, build_objective, **{**defaults, **changes})
+
+
+def softmax_method(
+    name: str,
+    summary: str,
+    reference: str,
+    build_objective: Callable[[ObjectiveContext], Objective],
+    **changes: Any,
+) -> MethodSpec:
+    """A classifier recipe: a linear softmax head on the pooled backbone feature (which is also
+    the embedding kept for evidence), shuffled batches, softmax prediction."""
+    defaults: dict[str, Any] = dict(
+        embedding="pooled",
+        normalize_embedding=False,
+        classifier=True,
+        sampler="shuffle",
+        prediction="softmax",
+    )
+    return MethodSpec(name, summary, reference, build_objective, **{**defaults, **changes})
+
+
 _METHODS: dict[str, MethodSpec] = {}
 
 
