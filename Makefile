@@ -23,5 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# Passive OpenMP threads: spinning ones slow torch and faiss many-fold when another process
+# shares the cores (measured in docs/benchmarks/bench_knn_search.md).
 test: lint
-	$(BIN)/python -m pytest
+	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m pytest
