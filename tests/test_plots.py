@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from medknn.evaluation import PartOutputs, classification_metrics
+from medknn.io import atomic_write_text
 from medknn.reports import write_run_plots
 
 
@@ -45,3 +47,10 @@ def test_run_plots_are_png_images(tmp_path: Path) -> None:
         for path in paths:
             with Image.open(path) as image:
                 assert image.format == "PNG" and min(image.size) > 200
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path: Path) -> None:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = atomic_write_text(tmp_path / "a.txt", "x")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
