@@ -108,8 +108,12 @@ def to_markdown(rows: list[tuple[Config, dict[str, float]]], args: argparse.Name
         f"{platform.python_version()}, torch {torch.__version__}, {args.threads} torch threads. "
         f"Run on {args.date}; 1/5/15-minute load average at start: {load}.",
         "",
-        "Other engineers were using the same CPU during the run, so these are lower bounds "
-        "for an idle machine.",
+        (
+            "Other jobs were using the same CPU during the run, so these are lower bounds "
+            "for an idle machine."
+            if args.load_average[0] > 1.0
+            else "Nothing else was running on the machine."
+        ),
         "",
         "Each step is forward + backward + SGD (momentum 0.9) on random tensors, with a "
         f"{EMBEDDING_DIM}-d L2-normalised embedding head and a {NUM_CLASSES}-class linear "
