@@ -421,3 +421,16 @@ def test_without_a_validation_set_the_final_weights_are_kept(
     history = medknn.history(run.path)
     assert all("val_mcr" not in record and record["best"] == 1.0 for record in history)
     assert _same_tensors(load_tensors(run.model), load_checkpoint(run.last_checkpoint)["model"])
+
+
+def test_stack_views_puts_each_view_of_the_batch_together_with_repeated_labels() -> None:
+    from medknn.training.trainer import stack_views
+
+    inputs = torch.arange(2 * 3 * 1 * 1 * 1, dtype=torch.float32).reshape(3, 2, 1, 1, 1)
+    labels = torch.tensor([4, 5, 6])
+    stacked, repeated = stack_views(inputs, labels)
+    assert stacked.shape == (6, 1, 1, 1)
+    assert stacked.flatten().tolist() == [0, 2, 4, 1, 3, 5]  # view 0 of every image, then view 1
+    assert repeated.tolist() == [4, 5, 6, 4, 5, 6]
+    plain = torch.zeros(3, 1, 2, 2)
+    assert stack_views(plain, labels)[0] is plain

@@ -100,7 +100,7 @@ class Trainer:
             for step, (inputs, labels, _) in enumerate(loader):
                 if step >= total_batches:
                     break
-                inputs, labels = inputs.to(self.device), labels.to(self.device)
+                inputs, labels = stack_views(inputs.to(self.device), labels.to(self.device))
                 embeddings, logits = self.network(inputs)
                 loss, stats = self.objective(embeddings, logits, labels)
                 if not torch.isfinite(loss):
@@ -203,6 +203,15 @@ class Trainer:
             disable=not self.progress,
             transient=True,
         )
+
+
+def stack_views(inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """B×V×C×H×W batches (V augmented views of each image, e.g. for SupCon) become (V·B)×C×H×W,
+    view-major, with the labels repeated to match; ordinary B×C×H×W batches pass unchanged."""
+    if inputs.ndim != 5:
+        return inputs, labels
+    views = inputs.shape[1]
+    return inputs.transpose(0, 1).flatten(0, 1), labels.repeat(views)
 
 
 def _describe(record: dict[str, float]) -> str:
