@@ -69,7 +69,7 @@ class ConstellationLoss(BaseMetricLossFunction):
             similarity = -similarity
         # One gather of flat indices into the B×B matrix: [s(a, p), s(a, n_1), ..., s(a, n_K)].
         columns = torch.cat([positives.unsqueeze(1), negatives], dim=1)
-        picked = similarity.reshape(-1)[(anchors * len(similarity)).unsqueeze(1) + columns]
+        picked = _lookup(similarity.reshape(-1), (anchors * len(similarity)).unsqueeze(1) + columns)
         # Column 0 becomes s(a, p) − s(a, p) = 0, so logsumexp gives log(1 + Σ exp(gap)) without
         # overflow; an empty slot's exp(-inf) is 0.
         gaps = picked - picked[:, :1]
@@ -123,16 +123,27 @@ def sample_negatives(
 
     slots = torch.arange(num_negatives, device=device)
     offsets = (_uniform((num_rows, 1), generator, device) * others).long()
-    step = (offsets + slots) % others + 1  # 1..m places after the anchor's own class
-    classes = cycle[place[class_of[anchors]].unsqueeze(1) + step]
-    sizes = counts[classes]
+    # 1..m places after the anchor's own class: (offset + j) mod m + 1, read from a small table
+    # because an elementwise modulo over every (pair, slot) costs more than the lookup.
+    step = _lookup(
+        torch.arange(others + num_negatives, device=device) % others + 1, offsets + slots
+    )
+    classes = _lookup(cycle, _lookup(place, _lookup(class_of, anchors)).unsqueeze(1) + step)
+    sizes = _lookup(counts, classes)
     distinct = min(num_negatives, others)
     starts = (_uniform((num_rows, distinct), generator, device) * sizes[:, :distinct]).long()
     if num_negatives <= others:  # every slot has its own class: nothing to wrap or leave out
-        return by_class[first[classes] + starts], torch.ones_like(classes, dtype=torch.bool)
+        negatives = _lookup(by_class, _lookup(first, classes) + starts)
+        return negatives, torch.ones_like(classes, dtype=torch.bool)
     lap = slots // others  # slot j has the class of slot j mod m: take the lap-th next member
-    members = (starts[:, slots % others] + lap) % sizes
-    return by_class[first[classes] + members], lap < sizes
+    members = (starts.index_select(1, slots % others) + lap) % sizes
+    return _lookup(by_class, _lookup(first, classes) + members), lap < sizes
+
+
+def _lookup(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    # table[index] for a 1-D table; index_select is several times faster than advanced indexing
+    # on the CPU (forward and backward), which dominated this loss's time at batch 256.
+    return table.index_select(0, index.reshape(-1)).view(index.shape)
 
 
 def _where(generator: torch.Generator | None, device: torch.device) -> torch.device:
