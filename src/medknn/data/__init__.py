@@ -1,5 +1,6 @@
 """Data layer: load image tables, split them, decode images once, and feed them to torch."""
 
+from medknn.data.balanced_sampler import ClassBalancedBatchSampler
 from medknn.data.cache import CACHE_ENV_VAR, decode_images, default_cache_dir, fit_square
 from medknn.data.catalog import (
     DATA_ENV_VAR,
@@ -14,6 +15,7 @@ from medknn.data.dataset import CachedImageDataset
 from medknn.data.download import download_file
 from medknn.data.few_shot import few_shot_indices
 from medknn.data.image_file import read_image_file
+from medknn.data.resample import oversample_indices
 from medknn.data.samplers import StratifiedBatchSampler
 from medknn.data.shuffle_sampler import ShuffledBatchSampler
 from medknn.data.sources import (
@@ -24,9 +26,15 @@ from medknn.data.sources import (
 )
 from medknn.data.splits import STRATEGIES, Split, make_split
 from medknn.data.table import ArrayImageReader, FileImageReader, ImageReader, ImageTable
-from medknn.data.transforms import build_transforms, resize_size_for
+from medknn.data.transforms import (
+    AUGMENTATIONS,
+    MultiViewTransform,
+    build_transforms,
+    resize_size_for,
+)
 
 __all__ = [
+    "AUGMENTATIONS",
     "CACHE_ENV_VAR",
     "DATASETS",
     "DATA_ENV_VAR",
@@ -34,11 +42,13 @@ __all__ = [
     "STRATEGIES",
     "ArrayImageReader",
     "CachedImageDataset",
+    "ClassBalancedBatchSampler",
     "ClusterBatchSampler",
     "DatasetInfo",
     "FileImageReader",
     "ImageReader",
     "ImageTable",
+    "MultiViewTransform",
     "ShuffledBatchSampler",
     "Split",
     "StratifiedBatchSampler",
@@ -54,6 +64,7 @@ __all__ = [
     "load_image_folder",
     "load_medmnist_npz",
     "make_split",
+    "oversample_indices",
     "read_image_file",
     "resize_size_for",
     "resolve_data_root",

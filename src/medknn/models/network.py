@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from medknn.errors import ConfigError, did_you_mean
 from medknn.models.backbones import create_backbone
+from medknn.models.cosine_classifier import CosineClassifier
 from medknn.models.mlp import MLPBackbone
 from medknn.models.torchvision_backbones import torchvision_backbone_names
 from medknn.models.weights import load_backbone_weights
@@ -18,14 +19,21 @@ from medknn.models.weights import load_backbone_weights
 MLP = "mlp"
 # Embedding-head activations by name (the constellation-loss paper puts a sigmoid before the norm).
 HEAD_ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid}
+# Embedding heads: one Linear, or SupCon's projection MLP (Linear -> ReLU -> Linear).
+PROJECTIONS = ("linear", "mlp")
+# Classifiers on the embedding: nn.Linear, or LDAM's normalised linear classifier (cosine logits).
+CLASSIFIER_TYPES = ("linear", "cosine")
 
 
 class EmbeddingNetwork(nn.Module):
-    """backbone -> optional embedding head (Linear to embedding_dim) -> optional activation ->
-    optional L2 normalisation; optional linear classifier on the embedding.
+    """backbone -> optional embedding head (to embedding_dim) -> optional activation ->
+    optional L2 normalisation; optional classifier on the embedding.
 
-    With ``embedding_dim=None`` the embedding is the backbone's pooled feature. The classifier
-    sees the embedding after normalisation, so cross-entropy methods use ``normalize=False``.
+    With ``embedding_dim=None`` the embedding is the backbone's pooled feature. ``projection``
+    picks the head: ``"linear"`` (one Linear) or ``"mlp"`` (Linear(F, F) -> ReLU ->
+    Linear(F, embedding_dim), SupCon's projection head; F = pooled feature size). The classifier
+    sees the embedding after normalisation, so cross-entropy methods use ``normalize=False``;
+    ``classifier_type`` is ``"linear"`` or ``"cosine"`` (:class:`CosineClassifier`, for LDAM).
     ``head_activation`` names an entry of ``HEAD_ACTIVATIONS`` (e.g. ``"sigmoid"``) or is None.
     """
 
@@ -37,6 +45,8 @@ class EmbeddingNetwork(nn.Module):
         normalize: bool = True,
         num_classes: int | None = None,
         head_activation: str | None = None,
+        projection: str = "linear",
+        classifier_type: str = "linear",
     ) -> None:
         super().__init__()
         num_features = _pooled_size(backbone)
@@ -45,15 +55,18 @@ class EmbeddingNetwork(nn.Module):
                 f"embedding_dim must be a positive integer or None (use the backbone's "
                 f"{num_features} pooled features), got {embedding_dim}."
             )
+        _check_choice("projection", projection, PROJECTIONS)
+        _check_choice("classifier_type", classifier_type, CLASSIFIER_TYPES)
         self.backbone = backbone
-        self.embedding_head: nn.Module = (
-            nn.Linear(num_features, embedding_dim) if embedding_dim else nn.Identity()
-        )
+        self.embedding_head: nn.Module = _embedding_head(num_features, embedding_dim, projection)
         # A separate module (not inside embedding_head) keeps the saved weight names unchanged.
         self.head_activation: nn.Module = _activation(head_activation)
         self.embedding_dim: int = embedding_dim or num_features
         self.normalize = normalize
-        self.classifier: nn.Linear | None = None
+        self.projection = projection
+        self.classifier_type = classifier_type
+        self.backbone_frozen = False
+        self.classifier: nn.Module | None = None
         if num_classes is not None:
             self.reset_classifier(num_classes)
 
@@ -72,11 +85,49 @@ class EmbeddingNetwork(nn.Module):
         self.classifier = None
 
     def reset_classifier(self, num_classes: int) -> None:
-        """A new, randomly initialised linear classifier on the embedding."""
+        """A new, randomly initialised classifier of ``classifier_type`` on the embedding."""
         if num_classes < 1:
             raise ConfigError(f"num_classes must be at least 1, got {num_classes}.")
         device = next(self.backbone.parameters()).device
-        self.classifier = nn.Linear(self.embedding_dim, num_classes, device=device)
+        if self.classifier_type == "cosine":
+            self.classifier = CosineClassifier(self.embedding_dim, num_classes).to(device)
+        else:
+            self.classifier = nn.Linear(self.embedding_dim, num_classes, device=device)
+
+    def freeze_backbone(self) -> None:
+        """Fix the backbone: no gradients for its parameters, and eval mode for good (even after
+        ``train()``), so that BatchNorm running statistics do not move either."""
+        self.backbone.requires_grad_(False)
+        self.backbone_frozen = True
+        self.backbone.eval()
+
+    def train(self, mode: bool = True) -> EmbeddingNetwork:
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"Unknown {option} {value!r}; choose one of: {', '.join(choices)}.")
+
+
+def _embedding_head(num_features: int, embedding_dim: int | None, projection: str) -> nn.Module:
+    if not embedding_dim:
+        if projection == "mlp":
+            raise ConfigError(
+                "projection='mlp' needs an embedding_dim (the projection's output size, e.g. "
+                "128); embedding_dim=None means no embedding head at all."
+            )
+        return nn.Identity()
+    if projection == "mlp":
+        return nn.Sequential(
+            nn.Linear(num_features, num_features),
+            nn.ReLU(),
+            nn.Linear(num_features, embedding_dim),
+        )
+    return nn.Linear(num_features, embedding_dim)
 
 
 def _activation(name: str | None) -> nn.Module:
@@ -111,6 +162,8 @@ def create_network(
     small_input: bool = False,
     in_features: int | None = None,
     head_activation: str | None = None,
+    projection: str = "linear",
+    classifier_type: str = "linear",
 ) -> EmbeddingNetwork:
     """An :class:`EmbeddingNetwork` on a named backbone (see :func:`list_backbones`).
 
@@ -142,6 +195,8 @@ def create_network(
         normalize=normalize,
         num_classes=num_classes,
         head_activation=head_activation,
+        projection=projection,
+        classifier_type=classifier_type,
     )
 
 
