@@ -1,4 +1,5 @@
-"""Exact kNN classification with faiss, returning the nearest training cases as evidence."""
+"""kNN classification with faiss (exact, IVF or HNSW search), returning the nearest training
+cases as evidence."""
 
 from __future__ import annotations
 
@@ -13,10 +14,20 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from medknn.errors import ConfigError, DataError, did_you_mean
 from medknn.io import atomic_save_tensors, atomic_write_json, load_tensors, read_json
+from medknn.prediction.knn_index import (
+    build_index,
+    read_index,
+    set_search_options,
+    stored_vectors,
+    write_index,
+)
+from medknn.training.knn_index_options import check_knn_index
 
 WEIGHTS = ("uniform", "distance")
 _EPS = 1e-12  # keeps 1/d finite for an exact duplicate of a training case
-_FORMAT = "medknn.KNNClassifier/1"
+_FORMAT = "medknn.KNNClassifier/2"
+_READABLE = ("medknn.KNNClassifier/1", _FORMAT)  # /1: exact search only, written before index types
+INDEX_FILE = "index.faiss"
 
 
 @dataclass(frozen=True)
@@ -30,19 +41,33 @@ class Neighbour:
 
 
 class KNNClassifier(ClassifierMixin, BaseEstimator):
-    """k-nearest-neighbour classifier on embeddings (exact non-squared Euclidean search).
+    """k-nearest-neighbour classifier on embeddings (non-squared Euclidean distances).
 
     ``predict`` is the majority vote of the ``n_neighbors`` nearest training cases (vote weights
     ``1 / distance`` if ``weights="distance"``); a tie goes to the tied class whose neighbours have
     the smaller summed distance. ``explain`` returns those neighbours, the case-based evidence.
 
+    ``index`` chooses the faiss search: ``"exact"`` (default), or the approximate ``"ivf"``
+    (inverted lists: ``nlist``, ``nprobe``) and ``"hnsw"`` (a graph: ``m``, ``ef_construction``,
+    ``ef_search``), tuned by ``index_options``; defaults in ``KNN_INDEXES``
+    (``medknn.training.knn_index_options``), which to pick in docs/scaling.md.
+
     On a busy CPU start Python with ``OMP_WAIT_POLICY=PASSIVE``: faiss's OpenMP threads otherwise
     busy-wait and a search gets several times slower (docs/benchmarks/bench_knn_search.md).
     """
 
-    def __init__(self, n_neighbors: int = 5, *, weights: str = "uniform") -> None:
+    def __init__(
+        self,
+        n_neighbors: int = 5,
+        *,
+        weights: str = "uniform",
+        index: str = "exact",
+        index_options: dict[str, int | None] | None = None,
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.weights = weights
+        self.index = index
+        self.index_options = index_options
 
     def fit(
         self,
@@ -71,25 +96,30 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
                 f"label {labels.max()} has no class name: only {len(class_names)} class_names "
                 f"given ({', '.join(class_names)}); pass one name per class index."
             )
-        self._check_params(n)
+        options = self._check_params(n)
 
-        self.embeddings_ = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.labels_ = labels.astype(np.int64)
-        self.ids_ = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
-        num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
-        self.class_names_ = (
-            [str(c) for c in range(num_classes)] if class_names is None else list(class_names)
+        self.index_, self.index_type_, self.index_options_ = build_index(
+            np.ascontiguousarray(embeddings, dtype=np.float32), self.index, options
         )
-        self.classes_ = np.arange(num_classes)
-        self.n_features_in_ = embeddings.shape[1]
-        self.index_ = faiss.IndexFlatL2(self.n_features_in_)
-        self.index_.add(self.embeddings_)
+        self._remember(labels, ids, class_names)
         return self
+
+    @property
+    def embeddings_(self) -> np.ndarray:
+        """The training embeddings, (N, D) float32, read back from the index (a copy)."""
+        return stored_vectors(self.index_)
 
     def kneighbors(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distances (non-squared Euclidean, ascending) and training indices, both (Q, k)."""
         queries = self._check_queries(queries)
         squared, indices = self.index_.search(queries, self.n_neighbors)
+        short = (indices < 0).any(axis=1)
+        if short.any():
+            # An approximate index returns -1 when the cells or graph nodes it visited held
+            # fewer than k cases; those queries are searched exactly.
+            squared[short], indices[short] = faiss.knn(
+                queries[short], self.embeddings_, self.n_neighbors
+            )
         # faiss returns squared L2 from a dot-product expansion: it can dip just below 0.
         return np.sqrt(np.maximum(squared, 0.0)), indices
 
@@ -121,18 +151,26 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         ]
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``embeddings.safetensors`` and ``knn.json`` (labels, ids, class names, params)."""
+        """Write the index and then ``knn.json`` (labels, ids, class names, parameters). The
+        index of exact search is its embeddings, ``embeddings.safetensors``; an approximate one
+        is the faiss file ``index.faiss``."""
         self._check_fitted()
         directory = Path(directory)
-        atomic_save_tensors(
-            {"embeddings": torch.from_numpy(self.embeddings_)}, directory / "embeddings.safetensors"
-        )
+        if self.index_type_ == "exact":
+            atomic_save_tensors(
+                {"embeddings": torch.from_numpy(self.embeddings_)},
+                directory / "embeddings.safetensors",
+            )
+        else:
+            write_index(self.index_, directory / INDEX_FILE)
         atomic_write_json(
             directory / "knn.json",
             {
                 "format": _FORMAT,
                 "n_neighbors": self.n_neighbors,
                 "weights": self.weights,
+                "index": self.index_type_,
+                "index_options": self.index_options_,
                 "labels": self.labels_.tolist(),
                 "ids": self.ids_,
                 "class_names": self.class_names_,
@@ -142,24 +180,52 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> KNNClassifier:
-        """Rebuild a classifier written by ``save`` (no pickle is read)."""
+        """Rebuild a classifier written by ``save`` (no pickle is read). An approximate index is
+        memory-mapped: searches read its pages from disk as they need them."""
         directory = Path(directory)
-        meta_path, tensors_path = directory / "knn.json", directory / "embeddings.safetensors"
-        for path in (meta_path, tensors_path):
-            if not path.is_file():
-                raise DataError(f"{path} is missing; point to a directory written by save().")
+        meta_path = _existing(directory / "knn.json")
         meta = read_json(meta_path)
-        if meta.get("format") != _FORMAT:
+        if meta.get("format") not in _READABLE:
             raise DataError(f"{meta_path} is not a saved KNNClassifier (format {_FORMAT!r}).")
-        embeddings = load_tensors(tensors_path)["embeddings"].numpy()
-        return cls(meta["n_neighbors"], weights=meta["weights"]).fit(
-            embeddings,
-            np.asarray(meta["labels"], dtype=np.int64),
-            ids=meta["ids"],
-            class_names=meta["class_names"],
-        )
+        kind, options = meta.get("index", "exact"), meta.get("index_options") or None
+        knn = cls(meta["n_neighbors"], weights=meta["weights"], index=kind, index_options=options)
+        labels = np.asarray(meta["labels"], dtype=np.int64)
+        if kind == "exact":
+            embeddings = load_tensors(_existing(directory / "embeddings.safetensors"))
+            return knn.fit(
+                embeddings["embeddings"].numpy(),
+                labels,
+                ids=meta["ids"],
+                class_names=meta["class_names"],
+            )
+        index_path = _existing(directory / INDEX_FILE)
+        index = read_index(index_path)
+        if index.ntotal != len(labels):
+            raise DataError(
+                f"{index_path} holds {index.ntotal} embeddings but {meta_path} has "
+                f"{len(labels)} labels; the directory mixes two saves, save the classifier again."
+            )
+        knn.index_options_ = knn._check_params(index.ntotal)
+        knn.index_, knn.index_type_ = index, kind
+        set_search_options(index, kind, knn.index_options_)
+        knn._remember(labels, meta["ids"], meta["class_names"])
+        return knn
 
-    def _check_params(self, num_train: int) -> None:
+    def _remember(
+        self, labels: np.ndarray, ids: list[str] | None, class_names: list[str] | None
+    ) -> None:
+        """Set the fitted attributes that describe the training cases (``index_`` is set)."""
+        self.labels_ = labels.astype(np.int64)
+        self.ids_ = [str(i) for i in range(len(labels))] if ids is None else [str(i) for i in ids]
+        num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
+        self.class_names_ = (
+            [str(c) for c in range(num_classes)] if class_names is None else list(class_names)
+        )
+        self.classes_ = np.arange(num_classes)
+        self.n_features_in_ = self.index_.d
+
+    def _check_params(self, num_train: int) -> dict[str, int | None]:
+        """Check the parameters; return the index options completed with their defaults."""
         k = self.n_neighbors
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ConfigError(f"n_neighbors={k!r} is invalid; pass an integer >= 1 (e.g. 5).")
@@ -172,6 +238,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(
                 f"weights={self.weights!r} is unknown. {did_you_mean(str(self.weights), WEIGHTS)}"
             )
+        return check_knn_index(self.index, self.index_options)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "index_"):
@@ -201,6 +268,12 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         np.add.at(votes, (rows, cols), weight)
         np.add.at(summed_distance, (rows, cols), distances)
         return votes, summed_distance
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError(f"{path} is missing; point to a directory written by save().")
+    return path
 
 
 def _as_matrix(values: np.ndarray, what: str) -> np.ndarray:
