@@ -15,6 +15,7 @@ from sklearn.metrics import (
 )
 
 from medknn.errors import DataError
+from medknn.evaluation.frequency_groups import frequency_groups, grouped_f1
 
 
 def classification_metrics(
@@ -37,6 +38,9 @@ def classification_metrics(
     (``sensitivity`` then equals ``mcr``). With two classes both averages equal ``mcr``; a
     clinical "sensitivity/specificity of the disease" is that class's ``recall`` and
     ``specificity`` in ``per_class``.
+    With ``train_counts``, ``f1_majority``, ``f1_middle`` and ``f1_minority`` are the mean F1 of
+    the classes grouped by training count (``frequency_groups`` names them; see
+    :func:`~medknn.evaluation.frequency_groups.frequency_groups`), None for an empty group.
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     num_classes = len(class_names)
@@ -60,6 +64,7 @@ def classification_metrics(
             )
         smallest = int(train_counts.argmin())
 
+    groups = {} if train_counts is None else _frequency_group_f1(f1, train_counts, class_names)
     return {
         "n": len(y_true),
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -69,6 +74,7 @@ def classification_metrics(
         "rs": float(recall[smallest]) if support[smallest] else None,
         "rs_class": class_names[smallest],
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        **groups,
         "auc": _macro_auc(y_true, proba, num_classes, present),
         "sensitivity": float(recall[present].mean()),
         "specificity": float(np.nanmean(specificity)),
@@ -84,6 +90,15 @@ def classification_metrics(
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=all_classes).tolist(),
     }
+
+
+def _frequency_group_f1(f1: np.ndarray, train_counts: np.ndarray, class_names: list[str]) -> dict:
+    """Mean F1 of the majority, middle and minority training classes, and the classes in each."""
+    named = {
+        group: [class_names[c] for c in members]
+        for group, members in frequency_groups(train_counts).items()
+    }
+    return {**grouped_f1(f1, train_counts), "frequency_groups": named}
 
 
 def _specificity(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from medknn.methods.objectives import (
     CrossEntropyObjective,
     CrossEntropyPlusMetricObjective,
+    LogitLossObjective,
     MetricLossObjective,
     Objective,
 )
@@ -18,6 +19,7 @@ from medknn.methods.registry import (
 __all__ = [
     "CrossEntropyObjective",
     "CrossEntropyPlusMetricObjective",
+    "LogitLossObjective",
     "MethodSpec",
     "MetricLossObjective",
     "Objective",

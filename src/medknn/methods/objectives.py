@@ -24,6 +24,10 @@ class Objective(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the trainer before each epoch (0-based, also after a resume), for
+        schedules such as deferred re-weighting; most objectives ignore it."""
+
 
 class MetricLossObjective(Objective):
     """Wraps an embedding loss ``loss(embeddings, labels)``; copies its counters into the stats."""
@@ -52,6 +56,46 @@ class CrossEntropyObjective(Objective):
         if logits is None:
             raise RuntimeError("CrossEntropyObjective needs a network with a classifier.")
         return nn.functional.cross_entropy(logits, labels, weight=self.class_weights), {}
+
+
+class LogitLossObjective(Objective):
+    """A classification loss ``loss(logits, labels)`` (e.g. focal, LDAM) on the classifier.
+
+    With ``deferred_weights`` the loss's per-class ``weight`` is switched on from epoch
+    ``reweight_from`` (0-based) on: the deferred re-weighting (DRW) of Cao et al. 2019. The stat
+    ``reweighted`` (0 or 1) shows in the training log which epochs used it.
+    """
+
+    needs_classifier = True
+
+    def __init__(
+        self,
+        loss: nn.Module,
+        *,
+        deferred_weights: torch.Tensor | None = None,
+        reweight_from: int | None = None,
+    ) -> None:
+        super().__init__()
+        if (deferred_weights is None) != (reweight_from is None):
+            raise ConfigError(
+                "Deferred re-weighting needs both the class weights and the epoch to start from "
+                f"(got reweight_from={reweight_from!r})."
+            )
+        self.loss = loss
+        self.register_buffer("deferred_weights", deferred_weights, persistent=False)
+        self.reweight_from = reweight_from
+        self.reweighted = False
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.reweight_from is not None:
+            self.reweighted = epoch >= self.reweight_from
+            self.loss.weight = self.deferred_weights if self.reweighted else None
+
+    def forward(self, embeddings, logits, labels):
+        if logits is None:
+            raise RuntimeError("LogitLossObjective needs a network with a classifier.")
+        stats = {"reweighted": float(self.reweighted)} if self.reweight_from is not None else {}
+        return self.loss(logits, labels), stats
 
 
 class CrossEntropyPlusMetricObjective(Objective):

@@ -25,6 +25,7 @@ class ObjectiveContext:
     num_negatives: int = 5
     margin: float = 0.2
     options: Mapping[str, Any] = field(default_factory=dict)
+    epochs: int | None = None  # the run's length, for schedules such as LDAM's re-weighting
 
     def option(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)
@@ -54,6 +55,18 @@ class MethodSpec:
     ``build_objective`` is ``None`` for methods without training (kNN on frozen features).
     ``head_activation``: an activation after the projected embedding head (e.g. ``"sigmoid"``,
     the constellation-loss paper's head), applied before the L2 normalisation.
+    ``projection``: the projected head, ``"linear"`` or ``"mlp"`` (Linear-ReLU-Linear, the
+    SupCon projection head). ``classifier_type``: ``"linear"`` or ``"cosine"`` (LDAM's
+    normalised classifier, logits are cosine similarities).
+    ``views``: augmented views of each training image per batch (2 for contrastive learning);
+    ``augmentation``: the training transforms, ``"standard"`` (crop, flip) or ``"contrastive"``
+    (random resized crop, flip, colour jitter, greyscale).
+    ``resample``: ``"oversample"`` trains on the training set extended with copies of minority
+    images until every class has the majority's count (``TrainConfig.resample`` can ask for it too).
+    ``freeze_backbone``: train only the head and classifier; the backbone's weights and BatchNorm
+    statistics stay exactly as loaded (``--init-from``).
+    ``next_stage``: a two-stage method: this spec is stage 1, and the named method (trained with
+    ``--init-from`` the stage-1 run) is stage 2, whose run is the method's result.
     """
 
     name: str
@@ -67,6 +80,13 @@ class MethodSpec:
     prediction: Literal["knn", "softmax"]
     requires_init_from: bool = False
     head_activation: str | None = None
+    projection: Literal["linear", "mlp"] = "linear"
+    classifier_type: Literal["linear", "cosine"] = "linear"
+    views: int = 1
+    augmentation: Literal["standard", "contrastive"] = "standard"
+    resample: Literal["none", "oversample"] = "none"
+    freeze_backbone: bool = False
+    next_stage: str | None = None
 
     @property
     def trains(self) -> bool:
@@ -146,3 +166,4 @@ def _ensure_builtin_methods() -> None:
     import medknn.methods.recipes  # noqa: F401
     import medknn.methods.recipes_bstriplet  # noqa: F401
     import medknn.methods.recipes_constellation  # noqa: F401
+    import medknn.methods.recipes_imbalance  # noqa: F401

@@ -1,11 +1,19 @@
-"""The batch sampler a run trains with: the method's own kind unless the config overrides it."""
+"""The batch sampler a run uses: the method's own kind unless the config overrides it, over the
+training set or, with oversampling, over its extension by copies of minority images."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+
 from medknn.data import (
+    ClassBalancedBatchSampler,
     ClusterBatchSampler,
     ShuffledBatchSampler,
     StratifiedBatchSampler,
+    oversample_indices,
     thumbnail_features,
 )
 from medknn.errors import ConfigError, did_you_mean
@@ -13,17 +21,66 @@ from medknn.methods import MethodSpec
 from medknn.training.config import TrainConfig
 from medknn.training.prepare import PreparedData, check_class_sizes
 
-SAMPLERS = ("stratified", "shuffle", "cluster")
+SAMPLERS = ("stratified", "shuffle", "cluster", "balanced")
+
+
+class BatchSampler(Protocol):
+    """What the trainer needs: lists of dataset positions, a length, ``set_epoch``."""
+
+    def __iter__(self) -> Iterator[list[int]]: ...
+    def __len__(self) -> int: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+class OversampledBatchSampler:
+    """Batches drawn by ``sampler`` over an extended list of training positions (``positions[i]``
+    is the dataset position of item i), yielded as dataset positions: copies of an image are the
+    same dataset item, and the split on disk is untouched."""
+
+    def __init__(self, sampler: BatchSampler, positions: np.ndarray) -> None:
+        self.sampler = sampler
+        self.positions = np.asarray(positions, dtype=np.int64)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.sampler:
+            yield self.positions[batch].tolist()
+
+
+def resolved_resample(config: TrainConfig, spec: MethodSpec) -> str:
+    """``"oversample"`` if the method or the config asks for it, else ``"none"``."""
+    return config.resample if config.resample != "none" else spec.resample
 
 
 def build_batch_sampler(
     config: TrainConfig, spec: MethodSpec, prepared: PreparedData
-) -> StratifiedBatchSampler | ShuffledBatchSampler | ClusterBatchSampler:
+) -> BatchSampler:
+    """The sampler of ``config.sampler`` (or the method's own), over the training positions;
+    with ``resample: oversample`` over the oversampled positions (each class copied up to the
+    majority's count, the same extension every epoch: it depends on the seed only)."""
+    labels = prepared.labels("train")
+    if resolved_resample(config, spec) == "none":
+        return _sampler(config, spec, prepared, np.arange(len(labels)))
+    positions = oversample_indices(labels, seed=config.seed)
+    return OversampledBatchSampler(_sampler(config, spec, prepared, positions), positions)
+
+
+def _sampler(
+    config: TrainConfig, spec: MethodSpec, prepared: PreparedData, positions: np.ndarray
+) -> BatchSampler:
     """``stratified``: P classes × Q images per batch (in-batch mining needs positives);
     ``shuffle``: plain shuffled batches of ``batch_size`` (the BSTriplet paper's "RS");
     ``cluster``: ``batch_size`` images drawn from ``cluster_groups`` k-means groups per class,
-    in proportion to the groups' sizes (the paper's "DM"), clustered on 8×8 grey thumbnails."""
+    in proportion to the groups' sizes (the paper's "DM"), clustered on 8×8 grey thumbnails;
+    ``balanced``: each image of a batch from a class drawn uniformly (Kang et al. 2020).
+    Positions yielded index ``positions``."""
     kind = config.sampler or spec.sampler
+    labels = prepared.labels("train")[positions]
     if kind == "stratified":
         if spec.prediction == "knn" or spec.embedding == "projected":
             check_class_sizes(
@@ -31,22 +88,19 @@ def build_batch_sampler(
             )
         classes, per_class = config.stratified_batch_shape(len(prepared.class_names))
         return StratifiedBatchSampler(
-            prepared.labels("train"),
-            classes_per_batch=classes,
-            samples_per_class=per_class,
-            seed=config.seed,
+            labels, classes_per_batch=classes, samples_per_class=per_class, seed=config.seed
         )
     if kind == "shuffle":
-        return ShuffledBatchSampler(
-            len(prepared.indices("train")), batch_size=config.batch_size, seed=config.seed
-        )
+        return ShuffledBatchSampler(len(positions), batch_size=config.batch_size, seed=config.seed)
     if kind == "cluster":
-        train = prepared.indices("train")
+        train = prepared.indices("train")[positions]
         return ClusterBatchSampler(
-            prepared.labels("train"),
+            labels,
             thumbnail_features(prepared.images, train),
             groups_per_class=config.cluster_groups,
             batch_size=config.batch_size,
             seed=config.seed,
         )
+    if kind == "balanced":
+        return ClassBalancedBatchSampler(labels, config.batch_size, seed=config.seed)
     raise ConfigError(f"Unknown sampler {kind!r}. " + did_you_mean(kind, SAMPLERS))

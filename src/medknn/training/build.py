@@ -1,4 +1,5 @@
-"""Build a method's network from a config, including deep kNN*'s start from a CE-trained run."""
+"""Build a method's network from a config, including a start from another run's backbone
+(deep kNN* from a CE run, the linear probe from a SupCon stage-1 run)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ from medknn.models import EmbeddingNetwork, create_network
 from medknn.models.weights import LITE0
 from medknn.training.config import TrainConfig
 from medknn.training.run_dir import RunDir
+
+# What --init-from expects, by method, for the error message when it is missing.
+INIT_FROM_RUNS = {
+    "deepknn-star": "a finished 'weighted-ce' or 'ce' run",
+    "linear-probe": "a finished stage-1 run of 'supcon', e.g. RUN/stage1",
+}
 
 
 def uses_pretrained(config: TrainConfig) -> bool:
@@ -36,14 +43,18 @@ def build_network(
         weights=config.weights if load_weights else None,
         small_input=config.resolved_small_input,
         head_activation=spec.head_activation,
+        projection=spec.projection,
+        classifier_type=spec.classifier_type,
     )
     if spec.requires_init_from and load_weights:
         if not config.init_from:
             raise ConfigError(
-                f"Method {spec.name!r} starts from a trained softmax run: pass --init-from RUN "
-                "(a finished 'weighted-ce' or 'ce' run with the same backbone)."
+                f"Method {spec.name!r} starts from a trained run's backbone: pass --init-from RUN "
+                f"({INIT_FROM_RUNS.get(spec.name, 'a finished run')} with the same backbone)."
             )
         load_backbone_from_run(network, Path(config.init_from), config)
+    if spec.freeze_backbone:
+        network.freeze_backbone()
     return network
 
 

@@ -12,8 +12,10 @@ from typing import Any
 import yaml
 
 from medknn.errors import ConfigError, did_you_mean
+from medknn.training.knn_index_options import check_knn_index
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+RESAMPLING = ("none", "oversample")
 
 
 @dataclass
@@ -31,14 +33,17 @@ class TrainConfig:
     image_size: int = 28
     method: str = "deepknn"
     method_options: dict[str, Any] = field(default_factory=dict)  # a method's own options
-    sampler: str | None = None  # None: the method's own; "stratified", "shuffle" or "cluster"
+    sampler: str | None = None  # None: the method's own; stratified, shuffle, cluster, balanced
     cluster_groups: int = 2  # sampler "cluster": k-means groups per class (BSTriplet paper: 2)
+    resample: str = "none"  # "oversample": copy minority images up to the majority's count
     backbone: str = "resnet18"
     pretrained: bool | None = None  # None: ImageNet weights when they ship offline for the backbone
     weights: str | None = None
     small_input: bool | None = None  # None: on for images of 32 px or less
     embedding_dim: int | None = 128
     epochs: int = 20
+    stage2_epochs: int | None = None  # two-stage methods (supcon): None = epochs
+    stage2_lr: float | None = None  # two-stage methods: the stage-2 classifier's lr; None = lr
     batch_size: int = 90
     classes_per_batch: int = 9
     samples_per_class: int | None = None  # None: batch_size // classes in a batch
@@ -53,6 +58,8 @@ class TrainConfig:
     margin: float = 0.2
     k_predict: int = 5
     knn_weights: str = "uniform"
+    knn_index: str = "exact"  # or the approximate "ivf", "hnsw" (faiss; docs/scaling.md)
+    knn_index_options: dict[str, Any] = field(default_factory=dict)  # e.g. {nprobe: 32}
     init_from: str | None = None
     seed: int = 0
     device: str = "auto"
@@ -95,8 +102,18 @@ class TrainConfig:
             raise ConfigError(
                 f"Unknown optimizer {self.optimizer!r}. " + did_you_mean(self.optimizer, OPTIMIZERS)
             )
+        if self.resample not in RESAMPLING:
+            raise ConfigError(
+                f"resample={self.resample!r}: use 'none' or 'oversample' (copies of minority "
+                "images until every class has the majority's count)."
+            )
+        if self.stage2_epochs is not None:
+            _check_range("stage2_epochs", self.stage2_epochs, 0, 100_000)
+        if self.stage2_lr is not None and not self.stage2_lr > 0:
+            raise ConfigError(f"stage2_lr={self.stage2_lr} must be positive, e.g. 0.1.")
         if self.knn_weights not in ("uniform", "distance"):
             raise ConfigError(f"knn_weights={self.knn_weights!r}: use 'uniform' or 'distance'.")
+        check_knn_index(self.knn_index, self.knn_index_options)
         if self.embedding_dim is not None:
             _check_range("embedding_dim", self.embedding_dim, 2, 65_536)
 

@@ -10,6 +10,7 @@ import numpy as np
 from medknn.data import (
     CachedImageDataset,
     ImageTable,
+    MultiViewTransform,
     Split,
     build_transforms,
     decode_images,
@@ -20,6 +21,7 @@ from medknn.data import (
 )
 from medknn.errors import DataError
 from medknn.io import atomic_write_json, read_json
+from medknn.methods import MethodSpec
 from medknn.training.config import TrainConfig
 from medknn.training.run_dir import RunDir
 
@@ -54,9 +56,26 @@ class PreparedData:
         """The same data, normalised the way a backbone's weights expect."""
         return replace(self, mean=tuple(mean), std=tuple(std))
 
-    def dataset(self, part: Part, *, augment: bool) -> CachedImageDataset:
-        transform = build_transforms(self.image_size, train=augment, mean=self.mean, std=self.std)
+    def dataset(
+        self, part: Part, *, augment: bool, augmentation: str = "standard", views: int = 1
+    ) -> CachedImageDataset:
+        """``part`` with the training transforms of kind ``augmentation`` (``augment=True``) or
+        the evaluation ones; ``views > 1`` makes each item V independently augmented images
+        (V×C×H×W), for contrastive losses."""
+        transform = build_transforms(
+            self.image_size,
+            train=augment,
+            mean=self.mean,
+            std=self.std,
+            augmentation=augmentation,
+        )
+        if views > 1:
+            transform = MultiViewTransform(transform, views=views)
         return CachedImageDataset(self.images, self.table.labels, self.indices(part), transform)
+
+    def training_dataset(self, spec: MethodSpec) -> CachedImageDataset:
+        """The training part as ``spec`` trains on it: its augmentation and number of views."""
+        return self.dataset("train", augment=True, augmentation=spec.augmentation, views=spec.views)
 
 
 def prepare_data(

@@ -1,0 +1,175 @@
+"""Methods against class imbalance: supervised contrastive learning (Marrakchi et al. 2021) and
+the baselines its paper compares with (focal loss, LDAM, oversampling).
+
+``supcon`` trains in two stages. Stage 1 learns the backbone with the supervised contrastive
+loss (eq. 1) on an MLP projection head, two augmented views per image, plain shuffled batches.
+Stage 2, the method ``linear-probe``, drops the head, freezes the backbone and trains a linear
+softmax classifier on its pooled feature with class-balanced batches; its run is the result.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+from medknn.errors import ConfigError
+from medknn.losses import FocalLoss, LDAMLoss, SupConLoss, drw_weights
+from medknn.methods.objectives import (
+    CrossEntropyObjective,
+    LogitLossObjective,
+    MetricLossObjective,
+    inverse_frequency_weights,
+)
+from medknn.methods.registry import (
+    ObjectiveContext,
+    embedding_method,
+    register_method,
+    softmax_method,
+)
+
+MARRAKCHI = (
+    "Marrakchi, Makansi, Brox, Fighting Class Imbalance with Contrastive Learning, MICCAI 2021"
+)
+FOCAL = "Lin, Goyal, Girshick, He, Dollár, Focal Loss for Dense Object Detection, ICCV 2017"
+LDAM = (
+    "Cao, Wei, Gaidon, Arechiga, Ma, Learning Imbalanced Datasets with Label-Distribution-Aware "
+    "Margin Loss, NeurIPS 2019"
+)
+FOCAL_GAMMA = 2.0  # Lin et al.'s best value; Marrakchi et al. do not give theirs
+SUPCON_TEMPERATURE = 0.1  # the paper's default (its Table 3 finds 0.05 best without resampling)
+DRW_SHARE = 0.8  # LDAM-DRW re-weights after 160 of 200 epochs (Cao et al., CIFAR)
+
+
+def _number(context: ObjectiveContext, method: str, name: str, default: float) -> float:
+    value: Any = context.option(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(
+            f"Method {method!r}: method_options {name}={value!r} must be a number "
+            f"(default {default})."
+        )
+    return float(value)
+
+
+def _cross_entropy(context: ObjectiveContext, *, method: str) -> CrossEntropyObjective:
+    context.check_options(method, ())
+    return CrossEntropyObjective()
+
+
+def _focal(context: ObjectiveContext) -> LogitLossObjective:
+    context.check_options("focal", ("gamma", "balanced"))
+    balanced = context.option("balanced", False)
+    if not isinstance(balanced, bool):
+        raise ConfigError(
+            f"Method 'focal': method_options balanced={balanced!r} must be true (class weights "
+            "n / (C·n_c) as the focal loss's alpha) or false (none, the default)."
+        )
+    weight = inverse_frequency_weights(context.class_counts) if balanced else None
+    return LogitLossObjective(FocalLoss(_number(context, "focal", "gamma", FOCAL_GAMMA), weight))
+
+
+def _ldam(context: ObjectiveContext) -> LogitLossObjective:
+    context.check_options("ldam", ("max_margin", "scale", "drw_epoch"))
+    loss = LDAMLoss(
+        context.class_counts,
+        max_margin=_number(context, "ldam", "max_margin", 0.5),
+        scale=_number(context, "ldam", "scale", 30.0),
+    )
+    start = _reweighting_start(context)
+    if start is None:
+        return LogitLossObjective(loss)
+    return LogitLossObjective(
+        loss, deferred_weights=drw_weights(context.class_counts), reweight_from=start
+    )
+
+
+def _reweighting_start(context: ObjectiveContext) -> int | None:
+    """Epochs trained before LDAM's deferred re-weighting starts; None: never."""
+    value = context.option("drw_epoch", "auto")
+    if value == "auto":
+        return None if context.epochs is None else round(DRW_SHARE * context.epochs)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ConfigError(
+        f"Method 'ldam': method_options drw_epoch={value!r} must be the number of epochs trained "
+        "before re-weighting starts (a whole number >= 0), null (no re-weighting) or 'auto' "
+        f"({DRW_SHARE:.0%} of the epochs, as LDAM-DRW's 160 of 200)."
+    )
+
+
+def _supcon(context: ObjectiveContext, *, method: str) -> MetricLossObjective:
+    context.check_options(method, ("temperature",))
+    temperature = _number(context, method, "temperature", SUPCON_TEMPERATURE)
+    if temperature <= 0:
+        raise ConfigError(
+            f"Method {method!r}: method_options temperature={temperature} must be > 0 (the "
+            "paper tries 0.01 to 1.0; default 0.1)."
+        )
+    return MetricLossObjective(SupConLoss(temperature=temperature))
+
+
+def _register_supcon(name: str, resample: str, batches: str) -> None:
+    # Shuffled batches keep the data's imbalance, which the loss is meant to fight (P×Q batches
+    # would balance the classes, a resampling of their own); two views give every image a
+    # positive, so no batch needs a class drawn twice.
+    register_method(
+        embedding_method(
+            name,
+            "Two stages: supervised contrastive loss (option temperature 0.1) on an MLP "
+            f"projection of two augmented views, {batches}; then linear-probe.",
+            MARRAKCHI,
+            partial(_supcon, method=name),
+            projection="mlp",
+            views=2,
+            augmentation="contrastive",
+            sampler="shuffle",
+            resample=resample,
+            next_stage="linear-probe",
+        )
+    )
+
+
+register_method(
+    softmax_method(
+        "ce+resample",
+        "Softmax classifier trained with cross entropy on the oversampled training set (copies "
+        "of minority images until every class has the majority's count).",
+        "the resampling baseline of " + MARRAKCHI,
+        partial(_cross_entropy, method="ce+resample"),
+        resample="oversample",
+    )
+)
+register_method(
+    softmax_method(
+        "focal",
+        "Softmax classifier trained with the focal loss -(1-p_t)^γ log p_t (options: gamma 2, "
+        "balanced false).",
+        FOCAL,
+        _focal,
+    )
+)
+register_method(
+    softmax_method(
+        "ldam",
+        "Cosine classifier trained with the LDAM loss, margins ∝ n_j^(-1/4), and deferred "
+        "re-weighting (options: max_margin 0.5, scale 30, drw_epoch auto = 80 % of the epochs).",
+        LDAM,
+        _ldam,
+        classifier_type="cosine",
+    )
+)
+
+_register_supcon("supcon", "none", "shuffled batches")
+_register_supcon("supcon+resample", "oversample", "the oversampled training set")
+register_method(
+    softmax_method(
+        "linear-probe",
+        "Stage 2 of supcon: a linear softmax classifier on the frozen backbone of a stage-1 run "
+        "(--init-from RUN/stage1), cross entropy, class-balanced batches.",
+        MARRAKCHI,
+        partial(_cross_entropy, method="linear-probe"),
+        requires_init_from=True,
+        freeze_backbone=True,
+        sampler="balanced",
+    )
+)
