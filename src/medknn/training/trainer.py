@@ -25,6 +25,7 @@ from medknn.io import atomic_save_tensors, atomic_write_json
 from medknn.methods.objectives import Objective
 from medknn.training.checkpoint import load_checkpoint, save_checkpoint
 from medknn.training.config import TrainConfig
+from medknn.training.distributed import DistributedContext
 from medknn.training.optim import build_optimizer, build_scheduler
 from medknn.training.run_dir import RunDir
 
@@ -38,6 +39,10 @@ class Trainer:
     ``validate(network) -> metrics`` is injected by the caller (the layers that know how to
     predict); the checkpoint with the best validation MCR becomes ``model.safetensors``. Every
     epoch ends with an atomic ``checkpoints/last.safetensors``, from which ``fit`` resumes.
+
+    With ``distributed`` (one process of a torchrun job, ``loader`` yielding this rank's share of
+    each global batch), the network trains in DistributedDataParallel and the objective sees the
+    global batch; rank 0 alone validates, logs and writes the run directory.
     """
 
     def __init__(
@@ -51,9 +56,20 @@ class Trainer:
         validate: Validator | None = None,
         progress: bool = True,
         console: Console | None = None,
+        distributed: DistributedContext | None = None,
     ) -> None:
         self.network = network.to(device)
         self.objective = objective.to(device)
+        self.distributed = distributed
+        self.is_main = distributed is None or distributed.is_main
+        self.training_network = self.network
+        if distributed is not None:
+            unused_classifier = getattr(network, "classifier", None) is not None and not getattr(
+                objective, "needs_classifier", False
+            )
+            self.training_network = distributed.wrap(
+                self.network, find_unused_parameters=unused_classifier
+            )
         self.config = config
         self.run_dir = run_dir.create()
         self.device = device
@@ -70,14 +86,22 @@ class Trainer:
         self._resume_if_possible()
         for epoch in range(self.start_epoch, self.config.epochs):
             record = self._train_one_epoch(loader, epoch)
-            if self.validate is not None and (
-                (epoch + 1) % self.config.validate_every == 0 or epoch + 1 == self.config.epochs
+            if (
+                self.validate is not None
+                and self.is_main
+                and (
+                    (epoch + 1) % self.config.validate_every == 0 or epoch + 1 == self.config.epochs
+                )
             ):
                 self.network.eval()
                 with torch.no_grad():
-                    record.update({f"val_{k}": v for k, v in self.validate(self.network).items()})
+                    scores = self.validate(self.network)
+                    # "train_*" scores describe the training set; the rest the validation set.
+                    record.update({_score_name(k): v for k, v in scores.items()})
             self.scheduler.step()
             self._end_epoch(epoch, record)
+        if not self.is_main:
+            return self.history
         if not self.run_dir.model.exists():  # zero epochs, or resumed after the last one
             atomic_save_tensors(self.network.state_dict(), self.run_dir.model)
         atomic_write_json(self.run_dir.history, self.history)
@@ -85,9 +109,13 @@ class Trainer:
 
     def _train_one_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
         self.network.train()
+        if self.distributed is not None:
+            self.distributed.seed_epoch(self.config.seed, epoch)
         batch_sampler = loader.batch_sampler
         if hasattr(batch_sampler, "set_epoch"):
             batch_sampler.set_epoch(epoch)
+        if hasattr(self.objective, "set_epoch"):  # schedules such as deferred re-weighting
+            self.objective.set_epoch(epoch)
         total_batches = len(loader)
         if self.config.max_batches_per_epoch is not None:
             total_batches = min(total_batches, self.config.max_batches_per_epoch)
@@ -101,12 +129,14 @@ class Trainer:
                 if step >= total_batches:
                     break
                 inputs, labels = stack_views(inputs.to(self.device), labels.to(self.device))
-                embeddings, logits = self.network(inputs)
+                embeddings, logits = self.training_network(inputs)
+                if self.distributed is not None:
+                    embeddings, logits, labels = self._global_batch(embeddings, logits, labels)
                 loss, stats = self.objective(embeddings, logits, labels)
                 if not torch.isfinite(loss):
                     self._stop_on_nan(epoch, step)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                self._backward(loss)
                 self.optimizer.step()
                 loss_sum += loss.item() * len(labels)
                 images += len(labels)
@@ -129,8 +159,25 @@ class Trainer:
         )
         return record
 
+    def _global_batch(
+        self, embeddings: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        gather = self.distributed.gather
+        return gather(embeddings), None if logits is None else gather(logits), gather(labels)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.distributed is None:
+            loss.backward()
+            return
+        # Each rank's gradient is the global loss's through its own rows only: the ranks' sum is
+        # the single-process gradient, and DDP averages, so scale by the number of ranks.
+        with self.distributed.failures("averaging the gradients"):
+            (loss * self.distributed.world_size).backward()
+
     def _end_epoch(self, epoch: int, record: dict[str, float]) -> None:
         self.history.append(record)
+        if not self.is_main:
+            return
         score = record.get(f"val_{SELECTION_METRIC}")
         # Without a validation set the final weights are kept; with one, only a validated
         # epoch that beats the best so far replaces model.safetensors.
@@ -184,6 +231,8 @@ class Trainer:
         raise TrainingError(message)
 
     def _log(self, line: str) -> None:
+        if not self.is_main:
+            return
         stamp = datetime.now().isoformat(timespec="seconds")
         with open(self.run_dir.log, "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {line}\n")
@@ -200,7 +249,7 @@ class Trainer:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=self.console,
-            disable=not self.progress,
+            disable=not (self.progress and self.is_main),
             transient=True,
         )
 
@@ -212,6 +261,10 @@ def stack_views(inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
         return inputs, labels
     views = inputs.shape[1]
     return inputs.transpose(0, 1).flatten(0, 1), labels.repeat(views)
+
+
+def _score_name(key: str) -> str:
+    return key if key.startswith("train_") else f"val_{key}"
 
 
 def _describe(record: dict[str, float]) -> str:
