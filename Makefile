@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medknn-installed
 
-.PHONY: demo test lint install
+.PHONY: demo test lint install chromium
 
 install: $(STAMP)
 
@@ -23,7 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# The HTML-report test loads the pages in headless Chromium: Debian's package, installed once
+# (CI runs as root on Debian).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 # Passive OpenMP threads: spinning ones slow torch and faiss many-fold when another process
 # shares the cores (measured in docs/benchmarks/bench_knn_search.md).
-test: lint
+test: lint chromium
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $(BIN)/python -m pytest

@@ -14,7 +14,7 @@ from medknn import api
 from medknn.errors import ConfigError
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method
-from medknn.reports import csv_table, markdown_table, summarize
+from medknn.reports import csv_table, markdown_table, summarize, write_benchmark_report
 from medknn.reports.tables import DEFAULT_COLUMNS, EMBEDDING_COLUMNS
 from medknn.training import RunDir, TrainConfig
 
@@ -79,7 +79,8 @@ def run_benchmark(
     console: Console | None = None,
 ) -> BenchmarkResult:
     """Train and test every entry for every seed under ``out/<label>/seed<k>``; write
-    ``results.md``, ``results.csv`` and ``results.json`` there. Finished runs are reused.
+    ``results.md``, ``results.csv``, ``results.json`` and the HTML page ``report/index.html``
+    there. Finished runs are reused.
 
     With ``shots`` in ``base`` each seed is one repeat of the few-shot protocol: its own draw of
     training images, the same for every method, from one split fixed by ``split_seed`` (by
@@ -126,6 +127,7 @@ def run_benchmark(
     atomic_write_text(out / "results.md", result.markdown)
     atomic_write_text(out / "results.csv", result.csv)
     atomic_write_json(out / "results.json", {"rows": rows, "records": records})
+    write_benchmark_report(out / "report", rows, records, columns, title=f"Benchmark {out.name}")
     return result
 
 

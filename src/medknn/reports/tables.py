@@ -14,6 +14,9 @@ METRIC_LABELS = {
     "mcr": "MCR",
     "rs": "RS",
     "macro_f1": "macro F1",
+    "f1_majority": "F1 majority",
+    "f1_middle": "F1 middle",
+    "f1_minority": "F1 minority",
     "auc": "AUC",
     "knn_bac": "kNN BAC",
     "silhouette": "silhouette",
@@ -51,7 +54,7 @@ def summarize(results: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS)
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
     """Mean ± std per metric, the best mean of each column in bold, wall time per run."""
-    best = {c: _best(rows, c) for c in columns}
+    best = {c: best_mean(rows, c) for c in columns}
     header = ["method", *[METRIC_LABELS.get(c, c) for c in columns], "runs", "wall s/run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -93,7 +96,8 @@ def run_table(metrics: dict, columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _best(rows: Sequence[dict], column: str) -> float | None:
+def best_mean(rows: Sequence[dict], column: str) -> float | None:
+    """The best mean of ``column`` over ``rows`` (the lowest for a lower-is-better metric)."""
     means = [r["mean"][column] for r in rows if r["mean"][column] is not None]
     if not means:
         return None

@@ -12,7 +12,8 @@ class RunDir:
     images), ``checkpoints/last.safetensors`` (resume state), ``model.safetensors`` (best weights),
     ``knn/`` (training-set embeddings for prediction), ``history.json``, ``train.log``,
     ``metrics.json`` (test metrics), ``test_outputs.npz`` (predictions and embeddings),
-    ``plots/`` and ``status.json``."""
+    ``plots/``, ``report/`` (the HTML report of the test part) and ``status.json``. A two-stage
+    method's run holds its stage-1 run, a complete run directory of its own, in ``stage1/``."""
 
     path: Path
 
@@ -30,6 +31,11 @@ class RunDir:
     metrics = property(lambda self: self.path / "metrics.json")
     status = property(lambda self: self.path / "status.json")
     plots = property(lambda self: self.path / "plots")
+    first_stage = property(lambda self: self.path / "stage1")
+
+    def report(self, part: str = "test") -> Path:
+        """The folder of the HTML report of one part: ``report/`` for test, else ``report_val/``…"""
+        return self.path / ("report" if part == "test" else f"report_{part}")
 
     def outputs(self, part: str) -> Path:
         """Labels, predictions, probabilities and embeddings of one part (``test_outputs.npz``)."""
