@@ -23,6 +23,7 @@ LAYERS = {
     "reports": 8,
     "api": 9,
     "benchmark": 9,
+    "features": 9,
     "cli": 10,
     "__main__": 10,
     "__init__": 10,  # the package's front door re-exports the API

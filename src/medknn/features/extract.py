@@ -1,0 +1,132 @@
+"""Embed every image of a data set once with a frozen backbone; cache the vectors in an .npz."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+from medknn.api import resolve_device
+from medknn.data import (
+    CachedImageDataset,
+    build_transforms,
+    decode_images,
+    load_dataset,
+    resize_size_for,
+)
+from medknn.errors import ConfigError
+from medknn.features.feature_set import FeatureSet
+from medknn.models import backbone_normalization, create_network
+from medknn.prediction import compute_outputs
+from medknn.training import TrainConfig
+from medknn.training.build import uses_pretrained
+
+FORMAT = "medknn.features/1"
+
+
+def extract_features(
+    data: str,
+    out: str | os.PathLike,
+    *,
+    backbone: str = "tf_efficientnet_lite0",
+    image_size: int = 64,
+    pretrained: bool | None = None,
+    weights: str | None = None,
+    data_options: Mapping[str, Any] | None = None,
+    batch_size: int = 128,
+    device: str = "auto",
+    progress: bool = True,
+    console: Console | None = None,
+) -> FeatureSet:
+    """The pooled ``backbone`` features of every image of ``data``, written to ``out`` (.npz).
+
+    Images go through the training pipeline's evaluation path (decode cache, centre crop,
+    the backbone's normalisation); ``pretrained=None`` loads ImageNet weights where they ship
+    offline, as ``medknn train`` does. If ``out`` already holds features made with the same
+    settings it is loaded instead; other settings there are an error, never overwritten.
+    """
+    console = console or Console(stderr=True, quiet=not progress)
+    # The training config validates these options and resolves the defaults a run would use.
+    config = TrainConfig(
+        data=data,
+        data_options=dict(data_options or {}),
+        backbone=backbone,
+        image_size=image_size,
+        pretrained=pretrained,
+        weights=weights,
+    )
+    settings = {
+        "format": FORMAT,
+        "data": data,
+        "data_options": config.data_options,
+        "backbone": backbone,
+        "image_size": image_size,
+        "pretrained": uses_pretrained(config),
+        "weights": weights,
+        "small_input": config.resolved_small_input,
+    }
+    out = Path(out)
+    if out.exists():
+        cached = FeatureSet.load(out)
+        _check_same_settings(out, cached.settings, settings)
+        console.print(f"reusing the features in {out} (same data, backbone and image size)")
+        return cached
+
+    torch_device = resolve_device(device)
+    # The network first: a wrong backbone or weights file fails before minutes of decoding.
+    network = create_network(
+        backbone,
+        embedding_dim=None,  # the backbone's pooled features, as they are
+        normalize=False,
+        pretrained=settings["pretrained"],
+        weights=weights,
+        small_input=settings["small_input"],
+    ).to(torch_device)
+    mean, std = backbone_normalization(network.backbone)
+    table = load_dataset(data, **config.data_options)
+    table, images = decode_images(
+        table, resize_size_for(image_size), strict=config.strict_images, progress=progress
+    )
+    dataset = CachedImageDataset(
+        images,
+        table.labels,
+        np.arange(len(table)),
+        build_transforms(image_size, train=False, mean=mean, std=std),
+    )
+    features, _ = compute_outputs(
+        network,
+        dataset,
+        device=torch_device,
+        batch_size=batch_size,
+        progress=progress,
+        description=f"{backbone} features of {len(table)} images",
+    )
+    feature_set = FeatureSet(
+        features=features,
+        labels=table.labels,
+        class_names=list(table.class_names),
+        ids=list(table.ids),
+        groups=table.groups,
+        official_split=table.official_split,
+        settings={**settings, "data_source": table.source, "skipped_images": table.dropped},
+        source=str(out),
+    )
+    feature_set.save(out)
+    console.print(f"{len(feature_set)} × {feature_set.dim} features written to {out}")
+    return feature_set
+
+
+def _check_same_settings(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
+    changed = {
+        key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value
+    }
+    if changed:
+        listing = ", ".join(f"{key}: {old!r} → {new!r}" for key, (old, new) in changed.items())
+        raise ConfigError(
+            f"{path} holds features made with other settings ({listing}). Choose another --out, "
+            "or delete that file to extract again."
+        )

@@ -1,0 +1,118 @@
+"""kNN on feature vectors, as they are or after a learned linear metric (NCA, LMNN)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import sklearn
+from sklearn.neighbors import NeighborhoodComponentsAnalysis
+from sklearn.pipeline import Pipeline
+
+from medknn.errors import ConfigError
+from medknn.features.subsampled_fit import SubsampledFit
+from medknn.prediction import KNNClassifier
+
+LINEAR_METHODS = ("knn-basic", "nca", "lmnn")
+# method_options each linear method accepts, with their defaults.
+LINEAR_OPTIONS: dict[str, dict[str, int]] = {
+    "knn-basic": {},
+    "nca": {"n_components": 64, "max_iter": 50, "max_samples": 2000},
+    "lmnn": {"n_components": 64, "max_iter": 200, "max_samples": 2000, "n_neighbors": 3},
+}
+
+
+def make_metric_knn(
+    method: str,
+    *,
+    num_features: int,
+    n_neighbors: int = 5,
+    weights: str = "uniform",
+    options: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+) -> Pipeline:
+    """An unfitted scikit-learn pipeline: [a learned linear map →] :class:`KNNClassifier`.
+
+    ``knn-basic`` is kNN on the features as given; ``nca`` puts scikit-learn's
+    NeighborhoodComponentsAnalysis and ``lmnn`` metric-learn's LMNN in front, each fitted on a
+    stratified subsample of ``max_samples`` rows (:class:`SubsampledFit`). ``options`` are the
+    method's entries of ``LINEAR_OPTIONS``; ``n_components`` is capped at ``num_features``.
+    """
+    if method not in LINEAR_OPTIONS:
+        raise ConfigError(
+            f"{method!r} is not one of the linear methods {', '.join(LINEAR_METHODS)}."
+        )
+    settings = resolve_options(method, options)
+    knn = ("knn", KNNClassifier(n_neighbors, weights=weights))
+    if method == "knn-basic":
+        return Pipeline([knn])
+    components = min(settings["n_components"], num_features)
+    if method == "nca":
+        metric = NeighborhoodComponentsAnalysis(
+            n_components=components, max_iter=settings["max_iter"], random_state=random_state
+        )
+    else:
+        problem = lmnn_problem()
+        if problem is not None:
+            raise ConfigError(f"Method 'lmnn' cannot run here: {problem}. Leave it out.")
+        from metric_learn import LMNN
+
+        metric = LMNN(
+            n_neighbors=settings["n_neighbors"],
+            n_components=components,
+            max_iter=settings["max_iter"],
+            random_state=random_state,
+        )
+    subsampled = SubsampledFit(
+        metric, max_samples=settings["max_samples"], random_state=random_state
+    )
+    return Pipeline([("metric", subsampled), knn])
+
+
+def resolve_options(method: str, options: Mapping[str, Any] | None) -> dict[str, int]:
+    """The method's defaults updated with ``options``; unknown keys and bad values are refused."""
+    defaults = LINEAR_OPTIONS[method]
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        accepted = ", ".join(defaults) or "none"
+        raise ConfigError(
+            f"Method {method!r} has no option {unknown[0]!r} (method_options accepts: {accepted})."
+        )
+    settings = {**defaults, **options}
+    for key, value in settings.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(
+                f"{method} option {key}={value!r} must be a whole number >= 1 "
+                f"(default {defaults[key]})."
+            )
+    return settings
+
+
+@functools.cache
+def lmnn_problem() -> str | None:
+    """Why metric-learn's LMNN cannot run in this environment, or None if it can.
+
+    A two-class fit on four points is the check: metric-learn 0.7.0 (its latest release) passes
+    ``force_all_finite`` to scikit-learn's ``check_X_y``, which scikit-learn renamed to
+    ``ensure_all_finite`` in 1.6 and has since removed (a TypeError with 1.9).
+    """
+    try:
+        from metric_learn import LMNN
+    except ImportError:
+        return (
+            "metric-learn is not installed (pip install metric-learn; its 0.7.0 release needs a "
+            "scikit-learn that still accepts force_all_finite, i.e. before 1.8)"
+        )
+    points = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
+    try:
+        LMNN(n_neighbors=1, max_iter=2, min_iter=1).fit(points, np.array([0, 0, 1, 1]))
+    except Exception as error:  # any failure of the probe means LMNN is unusable here
+        return (
+            f"metric-learn {metadata.version('metric-learn')} fails with scikit-learn "
+            f"{sklearn.__version__}: {type(error).__name__}: {error}"
+        )
+    return None
