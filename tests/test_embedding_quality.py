@@ -112,3 +112,25 @@ def test_embedding_map_rejects_bad_input(tmp_path: Path):
             plot_embedding_map(
                 embeddings, labels, ["a", "b", "c"], tmp_path / "m.png", method="umap"
             )
+
+
+def test_leave_one_out_accuracy_leaves_each_case_out_of_its_own_vote():
+    from medknn.evaluation import leave_one_out_knn_accuracy
+
+    # A class-0 pair, a lone class-1 case next to it and a class-1 pair far away: left out of
+    # its own vote, the lone case's nearest neighbour is class 0 (wrong); counted, it would win.
+    embeddings = np.array([[0.0], [0.1], [0.3], [5.0], [5.1]])
+    labels = np.array([0, 0, 1, 1, 1])
+    assert leave_one_out_knn_accuracy(embeddings, labels, k=1) == pytest.approx(4 / 5)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3))
+    y = rng.integers(0, 3, 60)
+    reference = KNeighborsClassifier(n_neighbors=4)
+    loo_correct = [
+        reference.fit(np.delete(x, i, 0), np.delete(y, i)).predict(x[i : i + 1])[0] == y[i]
+        for i in range(len(y))
+    ]
+    # scikit-learn's own tie rule (first class in sorted order) is also ours.
+    assert leave_one_out_knn_accuracy(x, y, k=4) == pytest.approx(np.mean(loo_correct))
+    with pytest.raises(ConfigError, match="k=5"):
+        leave_one_out_knn_accuracy(x[:5], y[:5], k=5)

@@ -234,6 +234,12 @@ def test_resumed_training_equals_uninterrupted_training(
     assert _comparable(medknn.history(resumed.path)) == _comparable(medknn.history(whole.path))
     assert "resuming after epoch 1" in resumed.log.read_text(encoding="utf-8")
     assert read_json(resumed.status)["status"] == "complete"
+    # kNN methods also log the leave-one-out kNN accuracy on the training set (unprefixed).
+    training_scores = [record.get("train_knn_accuracy") for record in medknn.history(whole.path)]
+    if method == "deepknn":
+        assert all(0.0 <= score <= 1.0 for score in training_scores)
+    else:
+        assert training_scores == [None, None]
 
 
 def _crash_leftovers(run: RunDir) -> None:

@@ -1,6 +1,6 @@
 """Evaluation: metrics, and scoring a network with its method's prediction rule."""
 
-from medknn.evaluation.embedding_quality import embedding_quality
+from medknn.evaluation.embedding_quality import embedding_quality, leave_one_out_knn_accuracy
 from medknn.evaluation.evaluate import (
     PartOutputs,
     evaluate_network,
@@ -8,14 +8,18 @@ from medknn.evaluation.evaluate import (
     make_validator,
     with_embedding_quality,
 )
+from medknn.evaluation.frequency_groups import frequency_groups, grouped_f1
 from medknn.evaluation.metrics import classification_metrics
 
 __all__ = [
     "PartOutputs",
     "classification_metrics",
     "embedding_quality",
+    "leave_one_out_knn_accuracy",
     "evaluate_network",
     "fit_knn_on_training_set",
+    "frequency_groups",
+    "grouped_f1",
     "make_validator",
     "with_embedding_quality",
 ]

@@ -65,3 +65,18 @@ def _checked(
             f"{part} embeddings hold NaN or infinite values; the network diverged (lower the lr)."
         )
     return embeddings, labels
+
+
+def leave_one_out_knn_accuracy(embeddings: np.ndarray, labels: np.ndarray, k: int = 5) -> float:
+    """Accuracy of k-NN on the training embeddings themselves, each case's own entry left out of
+    its vote: the "training accuracy" of a kNN classifier (the Deep kNN paper's Fig. 2). A tie
+    goes to the lower class index."""
+    embeddings, labels = _checked("train", embeddings, labels)
+    if not 1 <= k < len(labels):
+        raise ConfigError(f"k={k} must lie in 1..{len(labels) - 1} for {len(labels)} cases.")
+    model = KNeighborsClassifier(n_neighbors=k).fit(embeddings, labels)
+    _, neighbours = model.kneighbors()  # without X, scikit-learn leaves each point itself out
+    classes, codes = np.unique(labels, return_inverse=True)
+    votes = np.zeros((len(labels), len(classes)), dtype=np.int64)
+    np.add.at(votes, (np.arange(len(labels))[:, None], codes[neighbours]), 1)
+    return float(np.mean(classes[votes.argmax(axis=1)] == labels))

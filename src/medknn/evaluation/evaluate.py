@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medknn.evaluation.embedding_quality import embedding_quality
+from medknn.evaluation.embedding_quality import embedding_quality, leave_one_out_knn_accuracy
 from medknn.evaluation.metrics import classification_metrics
 from medknn.io import atomic_write_bytes
 from medknn.methods import MethodSpec
@@ -24,10 +24,13 @@ def fit_knn_on_training_set(
     *,
     k: int,
     weights: str = "uniform",
+    index: str = "exact",
+    index_options: dict[str, int | None] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> KNNClassifier:
-    """Embed every training image (no augmentation) and index them for kNN search."""
+    """Embed every training image (no augmentation) and index them for kNN search (``index``:
+    exact, ivf or hnsw, see ``KNNClassifier``)."""
     embeddings, _ = compute_outputs(
         network,
         prepared.dataset("train", augment=False),
@@ -36,7 +39,10 @@ def fit_knn_on_training_set(
         description="embedding training set",
     )
     train = prepared.indices("train")
-    return KNNClassifier(min(k, len(train)), weights=weights).fit(
+    knn = KNNClassifier(
+        min(k, len(train)), weights=weights, index=index, index_options=index_options
+    )
+    return knn.fit(
         embeddings,
         prepared.labels("train"),
         ids=[prepared.table.ids[i] for i in train],
@@ -119,19 +125,35 @@ def make_validator(
     *,
     k: int,
     weights: str = "uniform",
+    index: str = "exact",
+    index_options: dict[str, int | None] | None = None,
     device: torch.device | str = "cpu",
 ):
     """A ``validate(network) -> {"mcr", "accuracy"}`` callback for the trainer, or None without
-    a validation set. kNN methods re-embed the training set each time: neighbours move as the
-    network learns."""
+    a validation set. kNN methods re-embed the training set each time (neighbours move as the
+    network learns) and also report ``train_knn_accuracy``, the leave-one-out kNN accuracy on
+    those training embeddings (the Deep kNN paper's training curve, Fig. 2)."""
     if len(prepared.indices("val")) == 0:
         return None
 
     def validate(network: EmbeddingNetwork) -> dict[str, float]:
         knn = None
         if spec.prediction == "knn":
-            knn = fit_knn_on_training_set(network, prepared, k=k, weights=weights, device=device)
+            knn = fit_knn_on_training_set(
+                network,
+                prepared,
+                k=k,
+                weights=weights,
+                index=index,
+                index_options=index_options,
+                device=device,
+            )
         metrics, _ = evaluate_network(network, spec, prepared, "val", knn=knn, device=device)
-        return {"mcr": metrics["mcr"], "accuracy": metrics["accuracy"]}
+        scores = {"mcr": metrics["mcr"], "accuracy": metrics["accuracy"]}
+        if knn is not None:
+            scores["train_knn_accuracy"] = leave_one_out_knn_accuracy(
+                knn.embeddings_, knn.labels_, k=min(k, len(knn.labels_) - 1)
+            )
+        return scores
 
     return validate
