@@ -7,7 +7,7 @@ The Python API mirrors the CLI::
     run.predict_files(["lesion.png"])[0].neighbours   # the nearest training cases
 """
 
-from medknn.api import evaluate, history, load_run, predict, train
+from medknn.api import evaluate, history, load_run, predict, report, train
 from medknn.errors import ConfigError, DataError, MedknnError, TrainingError
 from medknn.training.config import TrainConfig
 
@@ -24,5 +24,6 @@ __all__ = [
     "history",
     "load_run",
     "predict",
+    "report",
     "train",
 ]

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from torch.utils.data import DataLoader
 
 from medknn.errors import ConfigError
 from medknn.evaluation import (
+    PartOutputs,
     evaluate_network,
     fit_knn_on_training_set,
     make_validator,
@@ -29,14 +31,33 @@ from medknn.io import (
 from medknn.methods import MethodSpec, ObjectiveContext, create_objective, get_method
 from medknn.models import backbone_normalization
 from medknn.prediction import Prediction, TrainedRun
-from medknn.reports import write_run_plots
+from medknn.reports import (
+    EvidenceCase,
+    RunReportInputs,
+    choose_cases,
+    write_benchmark_report,
+    write_run_plots,
+    write_run_report,
+)
 from medknn.training import RunDir, TrainConfig, Trainer
 from medknn.training.batches import build_batch_sampler
 from medknn.training.build import build_network
+from medknn.training.distributed import DistributedContext, distributed_session
+from medknn.training.distributed_sampler import DistributedBatchSampler
 from medknn.training.prepare import PreparedData, prepare_data, save_data_record
+from medknn.training.stages import check_split_of_init_run, next_stage_config
 
+# Test images shown with their nearest training cases in a run's HTML report.
+REPORT_CASES = 6
 # Options that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {"epochs", "device", "num_workers", "validate_every", "download"}
+RESUMABLE_CHANGES = {
+    "epochs",
+    "stage2_epochs",
+    "device",
+    "num_workers",
+    "validate_every",
+    "download",
+}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,39 +85,110 @@ def train(
     console: Console | None = None,
 ) -> TrainedRun:
     """Train ``config`` into the run directory ``out`` (resuming it if it was interrupted),
-    index the training set for kNN, score the test split into ``metrics.json``; return the run."""
+    index the training set for kNN, score the test split into ``metrics.json``; return the run.
+    A two-stage method (``supcon``) trains stage 1 into ``out/stage1``, a complete run of its
+    own, and stage 2 from its backbone into ``out``, the method's result.
+
+    Under ``torchrun`` every process calls this with the same arguments: they train together
+    (DDP, see ``medknn.training.distributed``), rank 0 alone writes ``out`` and scores the run,
+    and each process returns the run once it is complete."""
     config = as_config(config)
     console = console or Console(stderr=True, quiet=not progress)
-    run_dir = RunDir(Path(out))
+    with distributed_session(config.device) as distributed:
+        if distributed is not None and not distributed.is_main:
+            progress, console = False, Console(stderr=True, quiet=True)
+        if get_method(config.method).next_stage is not None:
+            return _train_in_stages(
+                config, Path(out), progress=progress, console=console, distributed=distributed
+            )
+        return _train_run(
+            config, Path(out), progress=progress, console=console, distributed=distributed
+        )
+
+
+def _train_run(
+    config: TrainConfig,
+    out: Path,
+    *,
+    progress: bool,
+    console: Console,
+    distributed: DistributedContext | None = None,
+) -> TrainedRun:
+    """Train one run directory (a two-stage method's stage 1 is one)."""
+    run_dir = RunDir(out)
+    is_main = distributed is None or distributed.is_main
     is_new = _check_run_dir(run_dir, config)
-    if not is_new:
-        run_dir.remove_partial_writes()
     if _is_complete(run_dir) and not _more_epochs_asked(run_dir, config):
         console.print(f"{run_dir.path} is already complete; loading it.")
         return TrainedRun.load(run_dir.path)
+    if distributed is not None:  # every rank has read the directory before rank 0 changes it
+        distributed.barrier("checking the run directory")
+    if not is_new and is_main:
+        run_dir.remove_partial_writes()
     started = time.perf_counter()
     spec = get_method(config.method)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device) if distributed is None else distributed.device
     torch.manual_seed(config.seed)
     # A new run directory is written only once data, method and network are known to work, so
     # that a typo leaves nothing behind that would block the corrected command.
     prepared = prepare_data(config, None if is_new else run_dir, progress=progress)
+    if spec.freeze_backbone:  # it evaluates the backbone it starts from: same test set
+        check_split_of_init_run(prepared, config)
     network = build_network(config, spec, len(prepared.class_names))
-    _write_config(run_dir, config)
-    if is_new:
-        save_data_record(prepared, config, run_dir)
+    if is_main:
+        _write_config(run_dir, config)
+        if is_new:
+            save_data_record(prepared, config, run_dir)
     prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
-    job = _Job(config, spec, prepared, network, run_dir, device, progress, console)
+    job = _Job(config, spec, prepared, network, run_dir, device, progress, console, distributed)
     if spec.trains:
         _train_network(job)
-    else:
+    elif is_main:
         atomic_write_json(run_dir.history, [])
-    if run_dir.model.exists():
-        network.load_state_dict(load_tensors(run_dir.model))
-    else:
-        atomic_save_tensors(network.state_dict(), run_dir.model)
-    _finish(job, started)
+    if is_main:
+        if run_dir.model.exists():
+            network.load_state_dict(load_tensors(run_dir.model))
+        else:
+            atomic_save_tensors(network.state_dict(), run_dir.model)
+        _finish(job, started)
+    if distributed is not None:
+        distributed.barrier("waiting for rank 0 to index the training set and score the test split")
     return TrainedRun.load(run_dir.path)
+
+
+def _train_in_stages(
+    config: TrainConfig,
+    out: Path,
+    *,
+    progress: bool,
+    console: Console,
+    distributed: DistributedContext | None = None,
+) -> TrainedRun:
+    """Stage 1 into ``out/stage1``, then the next stage from its backbone into ``out``. Each
+    stage resumes on its own; ``out/status.json`` records the wall time of both."""
+    run_dir = RunDir(out)
+    first = RunDir(run_dir.first_stage)
+    second = next_stage_config(config, first.path)
+    # Checked before stage 1 trains for hours: out must be new or hold this method's stage 2.
+    _check_run_dir(run_dir, second)
+    if run_dir.config.exists() and first.config.exists() and _more_epochs_asked(first, config):
+        raise ConfigError(
+            f"{out} holds a stage 2 trained on the {TrainConfig.from_yaml(first.config).epochs} "
+            f"epochs of its stage 1; more stage-1 epochs would leave it stale. Use a new --out, "
+            f"or rerun stage 2 alone on a longer stage 1: --method {second.method} "
+            "--init-from STAGE1_RUN --out NEW_RUN."
+        )
+    console.rule(f"{config.method}: stage 1 → {first.path}")
+    _train_run(config, first.path, progress=progress, console=console, distributed=distributed)
+    console.rule(f"{config.method}: stage 2 ({second.method}) → {out}")
+    run = _train_run(second, out, progress=progress, console=console, distributed=distributed)
+    status = read_json(run_dir.status)
+    is_main = distributed is None or distributed.is_main
+    if is_main and "stage_wall_seconds" not in status:  # stage 2 was (re)trained just now
+        walls = [read_json(first.status).get("wall_seconds") or 0.0, status["wall_seconds"]]
+        status.update(wall_seconds=round(sum(walls), 1), stage_wall_seconds=walls)
+        atomic_write_json(run_dir.status, status)
+    return run
 
 
 @dataclass
@@ -111,13 +203,19 @@ class _Job:
     device: torch.device
     progress: bool
     console: Console
+    distributed: DistributedContext | None = None
 
 
 def _train_network(job: _Job) -> None:
-    config, prepared = job.config, job.prepared
+    config, prepared, distributed = job.config, job.prepared, job.distributed
+    batch_sampler = build_batch_sampler(config, job.spec, prepared)
+    if distributed is not None:
+        batch_sampler = DistributedBatchSampler(
+            batch_sampler, rank=distributed.rank, world_size=distributed.world_size
+        )
     loader = DataLoader(
-        prepared.dataset("train", augment=True),
-        batch_sampler=build_batch_sampler(config, job.spec, prepared),
+        prepared.training_dataset(job.spec),
+        batch_sampler=batch_sampler,
         num_workers=config.num_workers,
     )
     objective = create_objective(
@@ -128,10 +226,17 @@ def _train_network(job: _Job) -> None:
             num_negatives=config.num_negatives,
             margin=config.margin,
             options=config.method_options,
+            epochs=config.epochs,
         ),
     )
     validate = make_validator(
-        job.spec, prepared, k=config.k_predict, weights=config.knn_weights, device=job.device
+        job.spec,
+        prepared,
+        k=config.k_predict,
+        weights=config.knn_weights,
+        index=config.knn_index,
+        index_options=config.knn_index_options,
+        device=job.device,
     )
     trainer = Trainer(
         job.network,
@@ -142,6 +247,7 @@ def _train_network(job: _Job) -> None:
         validate=validate,
         progress=job.progress,
         console=job.console,
+        distributed=distributed,
     )
     trainer.fit(loader)
 
@@ -155,6 +261,8 @@ def _finish(job: _Job, started: float) -> None:
         job.prepared,
         k=config.k_predict,
         weights=config.knn_weights,
+        index=config.knn_index,
+        index_options=config.knn_index_options,
         device=job.device,
         progress=job.progress,
     )
@@ -195,7 +303,9 @@ def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
                 "or delete that directory to start again."
             )
         return False
-    if run_dir.path.exists() and any(run_dir.path.iterdir()):
+    # Stage 2 of a two-stage method starts in the directory that holds its stage-1 run.
+    init_run = Path(config.init_from).resolve() if config.init_from else None
+    if run_dir.path.exists() and any(p.resolve() != init_run for p in run_dir.path.iterdir()):
         raise ConfigError(
             f"{run_dir.path} exists and is not a medknn run. Choose an empty or new --out."
         )
@@ -234,11 +344,13 @@ def evaluate(
     part: str = "test",
     plots: bool = False,
     thumbnails: bool = False,
+    report: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test);
     ``plots=True`` also writes the confusion matrix, ROC curves and a t-SNE map of the
-    embeddings to ``RUN/plots/`` (``thumbnails=True`` adds the map drawn with the images)."""
+    embeddings to ``RUN/plots/`` (``thumbnails=True`` adds the map drawn with the images);
+    ``report=True`` writes the HTML report (:func:`report`; its path in ``metrics["report"]``)."""
     trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     if part not in ("train", "val", "test"):
         raise ConfigError(f"part={part!r}: use train, val or test.")
@@ -273,11 +385,91 @@ def evaluate(
                 thumbnails=prepared.images[outputs.indices] if thumbnails else None,
             )
         ]
+    if report:
+        metrics["report"] = str(_write_report(trained, prepared, metrics, outputs, part))
     return metrics
+
+
+def report(run: str | Path | TrainedRun, *, part: str = "test", progress: bool = True) -> Path:
+    """Write the HTML report of a run's ``part`` to ``RUN/report/index.html`` (``report_val/``
+    for part="val"; PNGs and ``report.json`` beside it), or of a benchmark directory to
+    ``DIR/report/index.html``; returns the page. A run's saved test metrics and outputs are
+    reused; any other part is evaluated first."""
+    path = run.path if isinstance(run, TrainedRun) else Path(run)
+    if not (path / "config.yaml").exists() and (path / "results.json").exists():
+        results = read_json(path / "results.json")
+        rows = results["rows"]
+        columns = list(rows[0]["mean"]) if rows else []
+        return write_benchmark_report(
+            path / "report", rows, results["records"], columns, title=f"Benchmark {path.name}"
+        )
+    trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
+    run_dir = trained.run_dir
+    if part != "test" or not (run_dir.metrics.exists() and run_dir.outputs(part).exists()):
+        return Path(evaluate(trained, part=part, report=True, progress=progress)["report"])
+    prepared = prepare_data(trained.config, run_dir, progress=progress)
+    outputs = PartOutputs.load(run_dir.outputs(part))
+    return _write_report(trained, prepared, read_json(run_dir.metrics), outputs, part)
+
+
+def _write_report(
+    trained: TrainedRun,
+    prepared: PreparedData,
+    metrics: dict[str, Any],
+    outputs: PartOutputs,
+    part: str,
+) -> Path:
+    run_dir = trained.run_dir
+    chosen = choose_cases(
+        outputs.labels,
+        outputs.predicted,
+        prepared.class_counts("train"),
+        count=REPORT_CASES,
+        seed=trained.config.seed,
+    )
+    status = read_json(run_dir.status) if run_dir.status.exists() else {}
+    inputs = RunReportInputs(
+        title=f"{trained.config.method} on {prepared.table.name or trained.config.data}",
+        part=part,
+        class_names=trained.class_names,
+        config=trained.config.to_dict(),
+        data=read_json(run_dir.data),
+        history=read_json(run_dir.history) if run_dir.history.exists() else [],
+        metrics=metrics,
+        outputs=outputs,
+        cases=_evidence_cases(trained, prepared, outputs, chosen),
+        wall_seconds=status.get("wall_seconds"),
+        extra={"run": str(run_dir.path)},
+    )
+    return write_run_report(run_dir.report(part), inputs)
+
+
+def _evidence_cases(
+    trained: TrainedRun, prepared: PreparedData, outputs: PartOutputs, chosen: np.ndarray
+) -> list[EvidenceCase]:
+    """The chosen cases of a part with their nearest training cases, images looked up by id."""
+    if len(chosen) == 0:
+        return []
+    row_of = {case_id: row for row, case_id in enumerate(prepared.table.ids)}
+    names = trained.class_names
+    return [
+        EvidenceCase(
+            id=prepared.table.ids[outputs.indices[i]],
+            true_class=names[outputs.labels[i]],
+            predicted_class=names[outputs.predicted[i]],
+            probability=float(outputs.proba[i, outputs.predicted[i]]),
+            image=prepared.images[outputs.indices[i]],
+            neighbours=neighbours,
+            neighbour_images=[prepared.images[row_of[n.id]] for n in neighbours],
+        )
+        for i, neighbours in zip(
+            chosen, trained.knn.explain(outputs.embeddings[chosen]), strict=True
+        )
+    ]
 
 
 def history(run: str | Path) -> list[dict[str, float]]:
     return read_json(RunDir(Path(run)).history)
 
 
-__all__ = ["as_config", "evaluate", "history", "load_run", "predict", "train"]
+__all__ = ["as_config", "evaluate", "history", "load_run", "predict", "report", "train"]

@@ -1,4 +1,4 @@
-"""The ``medknn`` command: train, evaluate, predict, benchmark, demo, and listings."""
+"""The ``medknn`` command: train, evaluate, report, predict, benchmark, demo, and listings."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark
 from medknn.errors import ConfigError, MedknnError
 from medknn.io import read_json
 from medknn.training import TrainConfig
+from medknn.training.distributed import is_main_process
 
 app = typer.Typer(
     help="Medical image classification for scarce, imbalanced data, with kNN evidence.",
@@ -113,7 +114,7 @@ def train(
     pretrained: Pretrained = None,
     weights: Weights = None,
     init_from: Annotated[
-        str | None, typer.Option(help="CE run that deepknn-star starts from.")
+        str | None, typer.Option(help="Run whose backbone deepknn-star / linear-probe start from.")
     ] = None,
     split: Split = None,
     download: Annotated[
@@ -132,7 +133,8 @@ def train(
     sets: Sets = None,
     quiet: NoProgress = False,
 ) -> None:
-    """Train a method and score it on the test split; an interrupted run resumes."""
+    """Train a method and score it on the test split; an interrupted run resumes.
+    Under torchrun (`torchrun --nproc-per-node N -m medknn train ...`) on N processes."""
     cfg = _build_config(
         config,
         sets,
@@ -153,8 +155,9 @@ def train(
         k_predict=k_predict,
     )
     run = api.train(cfg, out, progress=not quiet)
-    _print_metrics(read_json(run.run_dir.metrics), title=f"{cfg.method} on {cfg.data} (test)")
-    out_console.print(f"run saved in {out}")
+    if is_main_process():  # under torchrun, once rather than once per process
+        _print_metrics(read_json(run.run_dir.metrics), title=f"{cfg.method} on {cfg.data} (test)")
+        out_console.print(f"run saved in {out}")
 
 
 @app.command()
@@ -170,16 +173,40 @@ def evaluate(
     thumbnails: Annotated[
         bool, typer.Option("--thumbnails", help="With --plots: a t-SNE map drawn with images.")
     ] = False,
+    report: Annotated[
+        bool, typer.Option("--report", help="Also write the HTML report (see `medknn report`).")
+    ] = False,
     quiet: NoProgress = False,
 ) -> None:
     """Score a run on its own saved split."""
-    metrics = api.evaluate(run, part=part, plots=plots, thumbnails=thumbnails, progress=not quiet)
+    metrics = api.evaluate(
+        run, part=part, plots=plots, thumbnails=thumbnails, report=report, progress=not quiet
+    )
     if as_json:
         out_console.print_json(json.dumps(metrics))
     else:
         _print_metrics(metrics, title=f"{run} ({part})")
         for path in metrics.get("plots", []):
             out_console.print(f"plot: {path}")
+        if report:
+            out_console.print(f"report: {metrics['report']}")
+
+
+@app.command()
+@friendly
+def report(
+    run: Annotated[Path, typer.Argument(help="A finished run or a benchmark directory.")],
+    part: Annotated[str, typer.Option(help="train, val or test (runs only).")] = "test",
+    open_page: Annotated[
+        bool, typer.Option("--open", help="Open the page in the default browser.")
+    ] = False,
+    quiet: NoProgress = False,
+) -> None:
+    """Write an HTML report (PNGs and report.json beside it) to RUN/report/index.html."""
+    page = api.report(run, part=part, progress=not quiet)
+    out_console.print(f"report: {page}")
+    if open_page:
+        typer.launch(page.resolve().as_uri())
 
 
 @app.command()
@@ -270,6 +297,7 @@ def benchmark(
     result = run_benchmark(base_cfg, entries, seed_list, out, progress=not quiet)
     out_console.print(result.markdown)
     out_console.print(f"tables written to {out}/results.md and results.csv")
+    out_console.print(f"report: {out / 'report' / 'index.html'}")
 
 
 def _repeat_seeds(repeats: int, base: TrainConfig, *, seeds_given: bool) -> list[int]:
@@ -281,6 +309,86 @@ def _repeat_seeds(repeats: int, base: TrainConfig, *, seeds_given: bool) -> list
     if repeats < 1:
         raise ConfigError(f"--repeats {repeats}: give a whole number >= 1, e.g. --repeats 10.")
     return list(range(repeats))
+
+
+@app.command()
+@friendly
+def features(
+    data: Annotated[
+        str, typer.Option(help="ham10000, pneumoniamnist, breastmnist, a folder, .csv or .npz")
+    ],
+    out: Annotated[Path, typer.Option(help="The .npz to write; reused if made the same way.")],
+    backbone: Annotated[
+        str, typer.Option(help="Any timm name, see `medknn backbones`.")
+    ] = "tf_efficientnet_lite0",
+    image_size: Annotated[int, typer.Option("--image-size", help="Input size in px.")] = 64,
+    pretrained: Pretrained = None,
+    weights: Weights = None,
+    quiet: NoProgress = False,
+) -> None:
+    """Embed every image once with a frozen backbone: features, labels, ids, groups in an .npz."""
+    from medknn.features import extract_features
+
+    feature_set = extract_features(
+        data,
+        out,
+        backbone=backbone,
+        image_size=image_size,
+        pretrained=pretrained,
+        weights=weights,
+        progress=not quiet,
+    )
+    out_console.print(
+        f"{len(feature_set)} × {feature_set.dim} features, "
+        f"{len(feature_set.class_names)} classes: {out}"
+    )
+
+
+@app.command("features-benchmark")
+@friendly
+def features_benchmark(
+    features_file: Annotated[
+        Path, typer.Argument(help="A feature .npz from `medknn features`, or your own.")
+    ],
+    out: Annotated[Path, typer.Option(help="Directory for the runs and the results table.")],
+    methods: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated; default: the paper's Table 3 methods that run here."),
+    ] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option("--spec", help="Benchmark YAML: base, methods (with their options), seeds."),
+    ] = None,
+    epochs: Epochs = None,
+    config: ConfigFile = None,
+    sets: Sets = None,
+    quiet: NoProgress = False,
+) -> None:
+    """kNN-basic, NCA, LMNN and the MLP trained with triplet / CE / deep kNN on feature vectors
+    (the Deep kNN paper's Table 3) → results.md/.csv in --out."""
+    from medknn.features import lmnn_problem, run_feature_benchmark, table3_methods
+
+    base_values, entries, seed_list = ({}, [], [0])
+    if spec is not None:
+        base_values, entries, seed_list = load_benchmark_file(spec)
+    if methods:
+        entries = [name.strip() for name in methods.split(",") if name.strip()]
+    if not entries:
+        entries = table3_methods()
+        if "lmnn" not in entries:
+            err_console.print(f"lmnn left out: {lmnn_problem()}", highlight=False)
+    if seeds:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seeds {seeds!r}: give whole numbers, e.g. 0,1,2.") from None
+    base = _build_config(config, sets, base_values, epochs=epochs)
+    result = run_feature_benchmark(
+        features_file, entries, seed_list, out, config=base, progress=not quiet
+    )
+    out_console.print(result.markdown)
+    out_console.print(f"tables written to {out}/results.md and results.csv")
 
 
 @app.command()
