@@ -87,6 +87,18 @@ def tiny_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_npz(folder / "tiny.npz", {"train": 36, "val": 12, "test": 12})
 
 
+# One short epoch on the real BreastMNIST (two batches), imported by the method tests.
+BREASTMNIST_SHORT_RUN: dict[str, Any] = {
+    "data": "breastmnist",
+    "backbone": "mobilenetv3_small_050",
+    "image_size": 28,
+    "epochs": 1,
+    "batch_size": 12,
+    "max_batches_per_epoch": 2,
+    "k_predict": 3,
+}
+
+
 @pytest.fixture(scope="session")
 def tiny_options(tiny_npz: Path) -> dict[str, Any]:
     """Options of a fast run on ``tiny_npz`` with named classes; copy before changing."""

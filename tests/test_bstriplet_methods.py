@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import BREASTMNIST_SHORT_RUN
 from torchvision import models
 
 import medknn
@@ -22,15 +23,6 @@ from medknn.training.batches import build_batch_sampler
 from medknn.training.prepare import prepare_data
 
 NEW_METHODS = ("ce+bst", "ce+triplet", "ce+lifted")
-BREASTMNIST_RUN = {
-    "data": "breastmnist",
-    "backbone": "mobilenetv3_small_050",
-    "image_size": 28,
-    "epochs": 1,
-    "batch_size": 12,
-    "max_batches_per_epoch": 2,
-    "k_predict": 3,
-}
 
 
 def context(**options) -> ObjectiveContext:
@@ -93,7 +85,7 @@ def test_metric_gradient_reaches_the_backbone() -> None:
 
 
 def test_cluster_sampler_is_built_from_the_config() -> None:
-    config = TrainConfig(**BREASTMNIST_RUN, method="ce", sampler="cluster", cluster_groups=3)
+    config = TrainConfig(**BREASTMNIST_SHORT_RUN, method="ce", sampler="cluster", cluster_groups=3)
     prepared = prepare_data(config, None, progress=False)
     sampler = build_batch_sampler(config, get_method("ce"), prepared)
     assert isinstance(sampler, ClusterBatchSampler)
@@ -115,7 +107,9 @@ def test_method_trains_one_short_epoch_on_breastmnist(
     tmp_path: Path, method: str, sampler: str | None
 ) -> None:
     run = tmp_path / "run"
-    medknn.train({**BREASTMNIST_RUN, "method": method, "sampler": sampler}, run, progress=False)
+    medknn.train(
+        {**BREASTMNIST_SHORT_RUN, "method": method, "sampler": sampler}, run, progress=False
+    )
     (epoch,) = read_json(run / "history.json")
     metrics = read_json(run / "metrics.json")
     assert np.isfinite(epoch["loss"])

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import BREASTMNIST_SHORT_RUN
 
 import medknn
 from medknn.data import ClassBalancedBatchSampler, ShuffledBatchSampler
@@ -24,15 +25,6 @@ from medknn.training.build import build_network
 from medknn.training.prepare import prepare_data
 from medknn.training.stages import next_stage_config
 
-BREASTMNIST_RUN: dict[str, Any] = {
-    "data": "breastmnist",
-    "backbone": "mobilenetv3_small_050",
-    "image_size": 28,
-    "epochs": 1,
-    "batch_size": 12,
-    "max_batches_per_epoch": 2,
-    "k_predict": 3,
-}
 COUNTS = np.array([60, 30, 10])
 
 
@@ -169,7 +161,7 @@ def test_config_validates_the_new_options() -> None:
 
 @pytest.fixture(scope="module")
 def breastmnist() -> tuple[TrainConfig, Any]:
-    config = TrainConfig(**BREASTMNIST_RUN, method="ce")
+    config = TrainConfig(**BREASTMNIST_SHORT_RUN, method="ce")
     return config, prepare_data(config, None, progress=False)
 
 
@@ -219,7 +211,7 @@ def test_supcon_trains_on_two_contrastive_views(breastmnist) -> None:
 
 
 def test_networks_follow_the_spec() -> None:
-    config = TrainConfig(**BREASTMNIST_RUN, method="supcon", embedding_dim=16)
+    config = TrainConfig(**BREASTMNIST_SHORT_RUN, method="supcon", embedding_dim=16)
     supcon = build_network(config, get_method("supcon"), 2, load_weights=False)
     assert isinstance(supcon.embedding_head, torch.nn.Sequential) and supcon.classifier is None
     ldam = build_network(config.replace(method="ldam"), get_method("ldam"), 2, load_weights=False)
@@ -387,7 +379,7 @@ def test_interrupted_stages_resume(
 @pytest.mark.parametrize("method", ["ce+resample", "focal", "ldam", "supcon", "supcon+resample"])
 def test_method_trains_one_short_epoch_on_breastmnist(tmp_path: Path, method: str) -> None:
     run = tmp_path / "run"
-    medknn.train({**BREASTMNIST_RUN, "method": method}, run, progress=False)
+    medknn.train({**BREASTMNIST_SHORT_RUN, "method": method}, run, progress=False)
     (epoch,) = read_json(run / "history.json")
     metrics = read_json(run / "metrics.json")
     assert np.isfinite(epoch["loss"]) and metrics["auc"] is not None
@@ -404,7 +396,7 @@ def test_method_trains_one_short_epoch_on_breastmnist(tmp_path: Path, method: st
     if method == "supcon":
         probe = tmp_path / "probe"
         medknn.train(
-            {**BREASTMNIST_RUN, "method": "linear-probe", "init_from": str(run / "stage1")},
+            {**BREASTMNIST_SHORT_RUN, "method": "linear-probe", "init_from": str(run / "stage1")},
             probe,
             progress=False,
         )

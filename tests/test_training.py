@@ -294,10 +294,10 @@ class NaNAfter(Objective):
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(
     tmp_path: Path, train_tiny: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_create = medknn.api.create_objective
+    real_build = medknn.api.build_objective
     # Two batches per epoch: the third call is epoch 2, step 1.
     monkeypatch.setattr(
-        medknn.api, "create_objective", lambda *a, **k: NaNAfter(real_create(*a, **k), 3)
+        medknn.api, "build_objective", lambda *a, **k: NaNAfter(real_build(*a, **k), 3)
     )
     run = RunDir(tmp_path / "run")
 

@@ -28,7 +28,7 @@ from medknn.io import (
     load_tensors,
     read_json,
 )
-from medknn.methods import MethodSpec, ObjectiveContext, create_objective, get_method
+from medknn.methods import MethodSpec, get_method
 from medknn.models import backbone_normalization
 from medknn.prediction import Prediction, TrainedRun
 from medknn.reports import (
@@ -41,7 +41,8 @@ from medknn.reports import (
 )
 from medknn.training import RunDir, TrainConfig, Trainer
 from medknn.training.batches import build_batch_sampler
-from medknn.training.build import build_network
+from medknn.training.build import build_network, build_objective
+from medknn.training.config import check_same_settings
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
 from medknn.training.prepare import PreparedData, prepare_data, save_data_record
@@ -218,17 +219,7 @@ def _train_network(job: _Job) -> None:
         batch_sampler=batch_sampler,
         num_workers=config.num_workers,
     )
-    objective = create_objective(
-        job.spec.name,
-        ObjectiveContext(
-            class_counts=prepared.class_counts("train"),
-            num_positives=config.num_positives,
-            num_negatives=config.num_negatives,
-            margin=config.margin,
-            options=config.method_options,
-            epochs=config.epochs,
-        ),
-    )
+    objective = build_objective(config, prepared.class_counts("train"))
     validate = make_validator(
         job.spec,
         prepared,
@@ -290,18 +281,7 @@ def _finish(job: _Job, started: float) -> None:
 def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
     """True for a new run; for an existing one, check it was started with the same config."""
     if run_dir.config.exists():
-        previous = TrainConfig.from_yaml(run_dir.config).to_dict()
-        changed = {
-            key: (previous[key], value)
-            for key, value in config.to_dict().items()
-            if previous.get(key) != value and key not in RESUMABLE_CHANGES
-        }
-        if changed:
-            listing = ", ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items())
-            raise ConfigError(
-                f"{run_dir.path} holds a run with other settings ({listing}). Use a new --out, "
-                "or delete that directory to start again."
-            )
+        check_same_settings(run_dir.config, config, resumable=RESUMABLE_CHANGES, run=run_dir.path)
         return False
     # Stage 2 of a two-stage method starts in the directory that holds its stage-1 run.
     init_run = Path(config.init_from).resolve() if config.init_from else None

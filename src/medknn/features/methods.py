@@ -18,6 +18,7 @@ from medknn.features.parts import FeatureParts
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method, list_methods
 from medknn.training import RunDir, TrainConfig
+from medknn.training.config import check_same_settings
 
 # The paper's Table 3 columns, in its order, with its names.
 TABLE3_LABELS = {
@@ -120,18 +121,7 @@ def run_feature_method(
 def _claim(run_dir: RunDir, config: TrainConfig) -> None:
     """Write ``config.yaml`` in a new run dir; refuse one that holds other settings."""
     if run_dir.config.exists():
-        previous = TrainConfig.from_yaml(run_dir.config).to_dict()
-        changed = {
-            key: (previous.get(key), value)
-            for key, value in config.to_dict().items()
-            if previous.get(key) != value and key not in RESUMABLE_CHANGES
-        }
-        if changed:
-            listing = ", ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items())
-            raise ConfigError(
-                f"{run_dir.path} holds a run with other settings ({listing}). Use a new --out, "
-                "or delete that directory to start again."
-            )
+        check_same_settings(run_dir.config, config, resumable=RESUMABLE_CHANGES, run=run_dir.path)
         return
     if run_dir.path.exists() and any(run_dir.path.iterdir()):
         raise ConfigError(

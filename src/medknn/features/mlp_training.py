@@ -7,18 +7,17 @@ import torch
 from rich.console import Console
 from torch.utils.data import DataLoader
 
-from medknn.data import ClusterBatchSampler, ShuffledBatchSampler, StratifiedBatchSampler
-from medknn.errors import ConfigError, DataError, did_you_mean
+from medknn.errors import DataError
 from medknn.evaluation import classification_metrics
 from medknn.features.parts import FeatureParts, Part
 from medknn.io import load_tensors
-from medknn.methods import MethodSpec, ObjectiveContext, create_objective
+from medknn.methods import MethodSpec
 from medknn.models import EmbeddingNetwork, create_network
 from medknn.prediction import KNNClassifier, compute_outputs, predict_with_rule
 from medknn.training import RunDir, TrainConfig, Trainer
+from medknn.training.batches import BatchSampler, create_batch_sampler
+from medknn.training.build import build_objective
 from medknn.training.trainer import Validator
-
-SAMPLERS = ("stratified", "shuffle", "cluster")
 
 
 def train_mlp(
@@ -41,16 +40,7 @@ def train_mlp(
         num_classes=len(parts.class_names) if spec.classifier else None,
         head_activation=spec.head_activation,
     )
-    objective = create_objective(
-        spec.name,
-        ObjectiveContext(
-            class_counts=parts.class_counts("train"),
-            num_positives=config.num_positives,
-            num_negatives=config.num_negatives,
-            margin=config.margin,
-            options=config.method_options,
-        ),
-    )
+    objective = build_objective(config, parts.class_counts("train"))
     loader = DataLoader(
         parts.dataset("train"), batch_sampler=feature_batch_sampler(config, spec, parts)
     )
@@ -99,34 +89,24 @@ def predict_part(
 
 def feature_batch_sampler(
     config: TrainConfig, spec: MethodSpec, parts: FeatureParts
-) -> StratifiedBatchSampler | ShuffledBatchSampler | ClusterBatchSampler:
+) -> BatchSampler:
     """The method's batches over the training rows (``config.sampler`` overrides the kind);
     ``cluster`` groups each class by k-means on the feature vectors themselves."""
     kind = config.sampler or spec.sampler
-    labels = parts.labels["train"]
-    if kind == "stratified":
-        counts = parts.class_counts("train")
-        if spec.prediction == "knn" and counts.min() < 2:
-            name = parts.class_names[int(counts.argmin())]
-            raise DataError(
-                f"Class {name!r} has {counts.min()} training row(s) but {spec.name} needs at "
-                "least 2 (every anchor needs a positive); add rows of that class or use 'ce'."
-            )
-        classes, per_class = config.stratified_batch_shape(len(parts.class_names))
-        return StratifiedBatchSampler(
-            labels, classes_per_batch=classes, samples_per_class=per_class, seed=config.seed
+    counts = parts.class_counts("train")
+    if kind == "stratified" and spec.prediction == "knn" and counts.min() < 2:
+        name = parts.class_names[int(counts.argmin())]
+        raise DataError(
+            f"Class {name!r} has {counts.min()} training row(s) but {spec.name} needs at "
+            "least 2 (every anchor needs a positive); add rows of that class or use 'ce'."
         )
-    if kind == "shuffle":
-        return ShuffledBatchSampler(len(labels), batch_size=config.batch_size, seed=config.seed)
-    if kind == "cluster":
-        return ClusterBatchSampler(
-            labels,
-            parts.features["train"],
-            groups_per_class=config.cluster_groups,
-            batch_size=config.batch_size,
-            seed=config.seed,
-        )
-    raise ConfigError(f"Unknown sampler {kind!r}. " + did_you_mean(kind, SAMPLERS))
+    return create_batch_sampler(
+        kind,
+        config,
+        parts.labels["train"],
+        num_classes=len(parts.class_names),
+        cluster_features=lambda: parts.features["train"],
+    )
 
 
 def _validator(

@@ -7,9 +7,7 @@ batch sampler is plain shuffling ("RS") unless ``sampler: cluster`` ("DM", §2.3
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any
 
 from pytorch_metric_learning import distances, losses, miners
 
@@ -25,16 +23,6 @@ BSTRIPLET = (
 )
 
 
-def _number(context: ObjectiveContext, method: str, name: str, default: float) -> float:
-    value: Any = context.option(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(
-            f"Method {method!r}: method_options {name}={value!r} must be a number "
-            f"(default {default})."
-        )
-    return float(value)
-
-
 def _ce_plus_bstriplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjective:
     context.check_options("ce+bst", ("weight", "bst_margin", "squared"))
     squared = context.option("squared", True)
@@ -43,8 +31,8 @@ def _ce_plus_bstriplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjec
             f"Method 'ce+bst': method_options squared={squared!r} must be true (the paper's "
             "squared similarities) or false (linear)."
         )
-    loss = BSTripletLoss(margin=_number(context, "ce+bst", "bst_margin", 0.9), squared=squared)
-    return CrossEntropyPlusMetricObjective(loss, _number(context, "ce+bst", "weight", 1.0))
+    loss = BSTripletLoss(margin=context.number("ce+bst", "bst_margin", 0.9), squared=squared)
+    return CrossEntropyPlusMetricObjective(loss, context.number("ce+bst", "weight", 1.0))
 
 
 def _ce_plus_triplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjective:
@@ -54,11 +42,11 @@ def _ce_plus_triplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjecti
     # BSTriplet with, and needs no P×Q batches: anchors without a pair are skipped.
     similarity = distances.CosineSimilarity()
     loss = losses.TripletMarginLoss(
-        margin=_number(context, "ce+triplet", "triplet_margin", 1.0), distance=similarity
+        margin=context.number("ce+triplet", "triplet_margin", 1.0), distance=similarity
     )
     return CrossEntropyPlusMetricObjective(
         MinedLoss(loss, miners.BatchHardMiner(distance=similarity)),
-        _number(context, "ce+triplet", "weight", 1.0),
+        context.number("ce+triplet", "weight", 1.0),
     )
 
 
@@ -67,10 +55,10 @@ def _ce_plus_lifted(context: ObjectiveContext) -> CrossEntropyPlusMetricObjectiv
     # PML's default distance here is Euclidean on L2-normalised embeddings, so the margins are
     # scale-free like the other two losses.
     loss = losses.GeneralizedLiftedStructureLoss(
-        neg_margin=_number(context, "ce+lifted", "neg_margin", 1.0),
-        pos_margin=_number(context, "ce+lifted", "pos_margin", 0.0),
+        neg_margin=context.number("ce+lifted", "neg_margin", 1.0),
+        pos_margin=context.number("ce+lifted", "pos_margin", 0.0),
     )
-    return CrossEntropyPlusMetricObjective(loss, _number(context, "ce+lifted", "weight", 1.0))
+    return CrossEntropyPlusMetricObjective(loss, context.number("ce+lifted", "weight", 1.0))
 
 
 def _register(

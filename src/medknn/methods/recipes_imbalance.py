@@ -9,9 +9,7 @@ softmax classifier on its pooled feature with class-balanced batches; its run is
 
 from __future__ import annotations
 
-import math
 from functools import partial
-from typing import Any
 
 from medknn.errors import ConfigError
 from medknn.losses import FocalLoss, LDAMLoss, SupConLoss, drw_weights
@@ -41,16 +39,6 @@ SUPCON_TEMPERATURE = 0.1  # the paper's default (its Table 3 finds 0.05 best wit
 DRW_SHARE = 0.8  # LDAM-DRW re-weights after 160 of 200 epochs (Cao et al., CIFAR)
 
 
-def _number(context: ObjectiveContext, method: str, name: str, default: float) -> float:
-    value: Any = context.option(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(
-            f"Method {method!r}: method_options {name}={value!r} must be a number "
-            f"(default {default})."
-        )
-    return float(value)
-
-
 def _cross_entropy(context: ObjectiveContext, *, method: str) -> CrossEntropyObjective:
     context.check_options(method, ())
     return CrossEntropyObjective()
@@ -65,15 +53,15 @@ def _focal(context: ObjectiveContext) -> LogitLossObjective:
             "n / (C·n_c) as the focal loss's alpha) or false (none, the default)."
         )
     weight = inverse_frequency_weights(context.class_counts) if balanced else None
-    return LogitLossObjective(FocalLoss(_number(context, "focal", "gamma", FOCAL_GAMMA), weight))
+    return LogitLossObjective(FocalLoss(context.number("focal", "gamma", FOCAL_GAMMA), weight))
 
 
 def _ldam(context: ObjectiveContext) -> LogitLossObjective:
     context.check_options("ldam", ("max_margin", "scale", "drw_epoch"))
     loss = LDAMLoss(
         context.class_counts,
-        max_margin=_number(context, "ldam", "max_margin", 0.5),
-        scale=_number(context, "ldam", "scale", 30.0),
+        max_margin=context.number("ldam", "max_margin", 0.5),
+        scale=context.number("ldam", "scale", 30.0),
     )
     start = _reweighting_start(context)
     if start is None:
@@ -99,7 +87,7 @@ def _reweighting_start(context: ObjectiveContext) -> int | None:
 
 def _supcon(context: ObjectiveContext, *, method: str) -> MetricLossObjective:
     context.check_options(method, ("temperature",))
-    temperature = _number(context, method, "temperature", SUPCON_TEMPERATURE)
+    temperature = context.number(method, "temperature", SUPCON_TEMPERATURE)
     if temperature <= 0:
         raise ConfigError(
             f"Method {method!r}: method_options temperature={temperature} must be > 0 (the "

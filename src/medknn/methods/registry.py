@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +30,20 @@ class ObjectiveContext:
 
     def option(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)
+
+    def number(self, method: str, name: str, default: float) -> float:
+        """The option ``name`` as a finite number, ``default`` when unset."""
+        value: Any = self.option(name, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                f"Method {method!r}: method_options {name}={value!r} must be a number "
+                f"(default {default})."
+            )
+        return float(value)
 
     def check_options(self, method: str, known: tuple[str, ...]) -> None:
         unknown = sorted(set(self.options) - set(known))

@@ -3,7 +3,7 @@ training set or, with oversampling, over its extension by copies of minority ima
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import numpy as np
@@ -80,23 +80,40 @@ def _sampler(
     ``balanced``: each image of a batch from a class drawn uniformly (Kang et al. 2020).
     Positions yielded index ``positions``."""
     kind = config.sampler or spec.sampler
-    labels = prepared.labels("train")[positions]
+    if kind == "stratified" and (spec.prediction == "knn" or spec.embedding == "projected"):
+        check_class_sizes(prepared, needed=2, method=spec.name, why="every anchor needs a positive")
+    train = prepared.indices("train")[positions]
+    return create_batch_sampler(
+        kind,
+        config,
+        prepared.labels("train")[positions],
+        num_classes=len(prepared.class_names),
+        cluster_features=lambda: thumbnail_features(prepared.images, train),
+    )
+
+
+def create_batch_sampler(
+    kind: str,
+    config: TrainConfig,
+    labels: np.ndarray,
+    *,
+    num_classes: int,
+    cluster_features: Callable[[], np.ndarray],
+) -> BatchSampler:
+    """A ``kind`` batch sampler over ``labels`` with the config's batch shape and seed;
+    ``cluster_features()`` gives the vectors the ``cluster`` kind groups by k-means (called
+    only for that kind: thumbnails for images, the vectors themselves for feature data)."""
     if kind == "stratified":
-        if spec.prediction == "knn" or spec.embedding == "projected":
-            check_class_sizes(
-                prepared, needed=2, method=spec.name, why="every anchor needs a positive"
-            )
-        classes, per_class = config.stratified_batch_shape(len(prepared.class_names))
+        classes, per_class = config.stratified_batch_shape(num_classes)
         return StratifiedBatchSampler(
             labels, classes_per_batch=classes, samples_per_class=per_class, seed=config.seed
         )
     if kind == "shuffle":
-        return ShuffledBatchSampler(len(positions), batch_size=config.batch_size, seed=config.seed)
+        return ShuffledBatchSampler(len(labels), batch_size=config.batch_size, seed=config.seed)
     if kind == "cluster":
-        train = prepared.indices("train")[positions]
         return ClusterBatchSampler(
             labels,
-            thumbnail_features(prepared.images, train),
+            cluster_features(),
             groups_per_class=config.cluster_groups,
             batch_size=config.batch_size,
             seed=config.seed,

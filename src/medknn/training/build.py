@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from medknn.errors import ConfigError
 from medknn.io import load_tensors
-from medknn.methods.registry import MethodSpec
+from medknn.methods.objectives import Objective
+from medknn.methods.registry import MethodSpec, ObjectiveContext, create_objective
 from medknn.models import EmbeddingNetwork, create_network
 from medknn.models.weights import LITE0
 from medknn.training.config import TrainConfig
@@ -82,3 +84,18 @@ def load_backbone_from_run(network: EmbeddingNetwork, run_path: Path, config: Tr
     }
     with torch.no_grad():
         network.backbone.load_state_dict(backbone_state)
+
+
+def build_objective(config: TrainConfig, class_counts: np.ndarray) -> Objective:
+    """The objective of ``config.method`` with the config's hyper-parameters and options."""
+    return create_objective(
+        config.method,
+        ObjectiveContext(
+            class_counts=class_counts,
+            num_positives=config.num_positives,
+            num_negatives=config.num_negatives,
+            margin=config.margin,
+            options=config.method_options,
+            epochs=config.epochs,
+        ),
+    )

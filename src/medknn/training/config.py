@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,25 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
+
+
+def check_same_settings(
+    saved: Path, config: TrainConfig, *, resumable: Collection[str], run: Path
+) -> None:
+    """Refuse to continue the run in ``run`` (whose config is the file ``saved``) with settings
+    that differ from ``config`` other than the ``resumable`` ones, listing every change."""
+    previous = TrainConfig.from_yaml(saved).to_dict()
+    changed = {
+        key: (previous.get(key), value)
+        for key, value in config.to_dict().items()
+        if previous.get(key) != value and key not in resumable
+    }
+    if changed:
+        listing = ", ".join(f"{k}: {a!r} → {b!r}" for k, (a, b) in changed.items())
+        raise ConfigError(
+            f"{run} holds a run with other settings ({listing}). Use a new --out, or delete "
+            "that directory to start again."
+        )
 
 
 def _check_range(name: str, value: Any, low: float, high: float, why: str = "") -> None:
