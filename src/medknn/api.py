@@ -28,9 +28,9 @@ from medknn.io import (
     load_tensors,
     read_json,
 )
-from medknn.methods import MethodSpec, get_method
+from medknn.methods import MethodSpec, TrainingSetEmbedder, get_method
 from medknn.models import backbone_normalization
-from medknn.prediction import Prediction, TrainedRun
+from medknn.prediction import Prediction, TrainedRun, compute_outputs
 from medknn.reports import (
     EvidenceCase,
     RunReportInputs,
@@ -219,7 +219,9 @@ def _train_network(job: _Job) -> None:
         batch_sampler=batch_sampler,
         num_workers=config.num_workers,
     )
-    objective = build_objective(config, prepared.class_counts("train"))
+    objective = build_objective(
+        config, prepared.class_counts("train"), training_set=_training_set_embedder(job)
+    )
     validate = make_validator(
         job.spec,
         prepared,
@@ -241,6 +243,25 @@ def _train_network(job: _Job) -> None:
         distributed=distributed,
     )
     trainer.fit(loader)
+
+
+def _training_set_embedder(job: _Job) -> TrainingSetEmbedder:
+    """The training images with evaluation transforms, for objectives that keep a bank of
+    their embeddings (Deep kNN with whole-set neighbours); embedded on the run's device."""
+    prepared = job.prepared
+    dataset = prepared.dataset("train", augment=False)
+
+    def embed(network: torch.nn.Module) -> torch.Tensor:
+        embeddings, _ = compute_outputs(
+            network,
+            dataset,
+            device=job.device,
+            progress=job.progress,
+            description="embedding bank",
+        )
+        return torch.from_numpy(embeddings)
+
+    return TrainingSetEmbedder(prepared.indices("train"), prepared.labels("train"), embed)
 
 
 def _finish(job: _Job, started: float) -> None:

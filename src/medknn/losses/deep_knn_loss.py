@@ -69,8 +69,12 @@ class DeepKNNLoss(torch.nn.Module):
         labels: torch.Tensor,
         ref_emb: torch.Tensor | None = None,
         ref_labels: torch.Tensor | None = None,
+        anchor_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        triplets = self.miner(embeddings, labels, ref_emb, ref_labels)
+        """The loss of the batch; with ``ref_emb`` the positives and negatives come from that
+        reference set (constants if it carries no gradient), ``anchor_rows`` being each anchor's
+        own row there (see :class:`DeepKNNMiner`)."""
+        triplets = self.miner(embeddings, labels, ref_emb, ref_labels, anchor_rows=anchor_rows)
         return self.triplet_loss(
             embeddings, labels, indices_tuple=triplets, ref_emb=ref_emb, ref_labels=ref_labels
         )

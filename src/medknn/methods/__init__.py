@@ -1,9 +1,11 @@
 """Method recipes and their registry."""
 
+from medknn.methods.embedding_bank import EmbeddingBank, TrainingSetEmbedder
 from medknn.methods.objectives import (
     CrossEntropyObjective,
     CrossEntropyPlusMetricObjective,
     LogitLossObjective,
+    MemoryBankObjective,
     MetricLossObjective,
     Objective,
 )
@@ -19,11 +21,14 @@ from medknn.methods.registry import (
 __all__ = [
     "CrossEntropyObjective",
     "CrossEntropyPlusMetricObjective",
+    "EmbeddingBank",
     "LogitLossObjective",
+    "MemoryBankObjective",
     "MethodSpec",
     "MetricLossObjective",
     "Objective",
     "ObjectiveContext",
+    "TrainingSetEmbedder",
     "create_objective",
     "get_method",
     "list_methods",

@@ -9,15 +9,19 @@ import torch
 from torch import nn
 
 from medknn.errors import ConfigError
+from medknn.methods.embedding_bank import EmbeddingBank
 
 
 class Objective(nn.Module):
     """Base class: ``forward(embeddings, logits, labels) -> (loss, stats)``.
 
     ``stats`` holds plain floats for the training log (e.g. skipped anchors); it may be empty.
+    An objective with ``needs_table_indices`` is also given ``table_indices=``, the data-table
+    row of each batch image (repeated like the labels for multi-view batches).
     """
 
     needs_classifier: bool = False
+    needs_table_indices: bool = False
 
     def forward(
         self, embeddings: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor
@@ -27,6 +31,10 @@ class Objective(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Called by the trainer before each epoch (0-based, also after a resume), for
         schedules such as deferred re-weighting; most objectives ignore it."""
+
+    def on_epoch_start(self, network: nn.Module) -> None:
+        """Called by the trainer after :meth:`set_epoch` with the network being trained, e.g.
+        to refresh an embedding bank; most objectives ignore it."""
 
 
 class MetricLossObjective(Objective):
@@ -39,6 +47,43 @@ class MetricLossObjective(Objective):
 
     def forward(self, embeddings, logits, labels):
         value = self.loss(embeddings, labels)
+        stats = {name: float(getattr(self.loss, name)) for name in self.stat_attributes}
+        return value, stats
+
+
+class MemoryBankObjective(Objective):
+    """An embedding loss whose positives and negatives come from the whole training set.
+
+    ``loss(embeddings, labels, ref_emb, ref_labels, anchor_rows)`` (e.g. ``DeepKNNLoss``) gets
+    the batch as anchors, differentiable, and the bank as the reference set, constant: gradients
+    reach the network through the anchors only. The bank is re-embedded at the start of every
+    epoch, so the reference side lags the network by up to one epoch. ``anchor_rows``, each
+    anchor's own bank row, keeps an image from being its own positive.
+    """
+
+    needs_table_indices = True
+
+    def __init__(
+        self, loss: nn.Module, bank: EmbeddingBank, stat_attributes: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__()
+        self.loss = loss
+        self.bank = bank
+        self.stat_attributes = stat_attributes
+
+    def on_epoch_start(self, network: nn.Module) -> None:
+        self.bank.refresh(network)
+
+    def forward(self, embeddings, logits, labels, table_indices=None):
+        if table_indices is None:
+            raise RuntimeError("MemoryBankObjective needs the batch's table_indices.")
+        value = self.loss(
+            embeddings,
+            labels,
+            ref_emb=self.bank.embeddings,
+            ref_labels=self.bank.labels,
+            anchor_rows=self.bank.rows(table_indices),
+        )
         stats = {name: float(getattr(self.loss, name)) for name in self.stat_attributes}
         return value, stats
 

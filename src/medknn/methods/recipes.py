@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pytorch_metric_learning import distances, losses, miners
 
+from medknn.errors import ConfigError
 from medknn.losses.deep_knn_loss import DeepKNNLoss
 from medknn.losses.mined_loss import MinedLoss
+from medknn.methods.embedding_bank import EmbeddingBank
 from medknn.methods.objectives import (
     CrossEntropyObjective,
+    MemoryBankObjective,
     MetricLossObjective,
+    Objective,
     inverse_frequency_weights,
 )
 from medknn.methods.registry import (
@@ -19,16 +23,34 @@ from medknn.methods.registry import (
 )
 
 DEEP_KNN = "Zhuang et al., Deep kNN for Medical Image Classification, MICCAI 2020"
+# Where Deep kNN searches each anchor's neighbours: the mini-batch (the paper's choice) or an
+# embedding bank of the whole training set refreshed every epoch (method_options neighbours).
+NEIGHBOUR_SEARCHES = ("batch", "bank")
 
 
-def _deep_knn(context: ObjectiveContext) -> MetricLossObjective:
-    context.check_options("deepknn", ())
+def _deep_knn(context: ObjectiveContext) -> Objective:
+    context.check_options("deepknn", ("neighbours",))
+    neighbours = context.option("neighbours", "batch")
+    if neighbours not in NEIGHBOUR_SEARCHES:
+        raise ConfigError(
+            f"Method 'deepknn': method_options neighbours={neighbours!r} is unknown; use 'batch' "
+            "(in the mini-batch, the default) or 'bank' (in the whole training set)."
+        )
     loss = DeepKNNLoss(
         num_positives=context.num_positives,
         num_negatives=context.num_negatives,
         margin=context.margin,
     )
-    return MetricLossObjective(loss, stat_attributes=("num_skipped_anchors", "num_triplets"))
+    stats = ("num_skipped_anchors", "num_triplets")
+    if neighbours == "batch":
+        return MetricLossObjective(loss, stat_attributes=stats)
+    if context.training_set is None:
+        raise ConfigError(
+            "Method 'deepknn' with neighbours 'bank' embeds the whole training set every epoch; "
+            "that needs an image run (medknn train / medknn.train), not feature vectors. Use "
+            "neighbours 'batch' here."
+        )
+    return MemoryBankObjective(loss, EmbeddingBank(context.training_set), stat_attributes=stats)
 
 
 def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
@@ -54,7 +76,8 @@ register_method(
     embedding_method(
         "deepknn",
         "Deep kNN triplet loss: K nearest same-class × M nearest other-class neighbours "
-        "mined in P×Q stratified batches; kNN prediction.",
+        "mined in P×Q stratified batches (method_options neighbours: bank searches the whole "
+        "training set); kNN prediction.",
         DEEP_KNN,
         _deep_knn,
     )

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medknn.errors import ConfigError, did_you_mean
+from medknn.methods.embedding_bank import TrainingSetEmbedder
 from medknn.methods.objectives import Objective
 
 
@@ -19,6 +20,8 @@ class ObjectiveContext:
 
     ``options`` holds method-specific settings (``TrainConfig.method_options``); a recipe reads
     its own keys with :meth:`option` and rejects the rest with :meth:`check_options`.
+    ``training_set`` embeds the whole training set with a network (for objectives that search
+    neighbours in it); only image runs through the API provide it.
     """
 
     class_counts: np.ndarray
@@ -27,6 +30,7 @@ class ObjectiveContext:
     margin: float = 0.2
     options: Mapping[str, Any] = field(default_factory=dict)
     epochs: int | None = None  # the run's length, for schedules such as LDAM's re-weighting
+    training_set: TrainingSetEmbedder | None = None
 
     def option(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)

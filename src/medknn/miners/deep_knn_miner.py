@@ -14,8 +14,10 @@ class DeepKNNMiner(BaseMiner):
 
     Returns PML triplets ``(anchor_idx, positive_idx, negative_idx)``; positives and negatives index
     ``ref_emb`` (the batch itself when no reference set is given, in which case an anchor is never
-    its own positive). Anchors with fewer than K positives (M negatives) use the ones there are;
-    anchors with none are skipped and counted in ``num_skipped_anchors``.
+    its own positive). When the reference set holds the anchors too (an embedding bank of the
+    whole training set), ``anchor_rows`` names each anchor's own row (-1: none), which is then
+    never its positive either. Anchors with fewer than K positives (M negatives) use the ones
+    there are; anchors with none are skipped and counted in ``num_skipped_anchors``.
 
     The default distance is non-squared Euclidean on L2-normalised embeddings, so distances lie in
     [0, 2] and the loss margin is scale-free. Pass the same distance object to the loss.
@@ -31,6 +33,7 @@ class DeepKNNMiner(BaseMiner):
                 )
         self.num_positives = num_positives
         self.num_negatives = num_negatives
+        self._anchor_rows: torch.Tensor | None = None
         # Not PML "stats" (those are off unless COLLECT_STATS): the trainer always logs these.
         self.add_to_recordable_attributes(
             list_of_names=["num_positives", "num_negatives", "num_skipped_anchors", "num_triplets"]
@@ -38,6 +41,21 @@ class DeepKNNMiner(BaseMiner):
 
     def get_default_distance(self) -> LpDistance:
         return LpDistance(normalize_embeddings=True, p=2, power=1)
+
+    def forward(
+        self,
+        embeddings: torch.Tensor,
+        labels: torch.Tensor,
+        ref_emb: torch.Tensor | None = None,
+        ref_labels: torch.Tensor | None = None,
+        anchor_rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # BaseMiner.forward passes only the PML arguments on to mine(): hold this one meanwhile.
+        self._anchor_rows = anchor_rows
+        try:
+            return super().forward(embeddings, labels, ref_emb, ref_labels)
+        finally:
+            self._anchor_rows = None
 
     def mine(
         self,
@@ -54,6 +72,10 @@ class DeepKNNMiner(BaseMiner):
             positive_mask = same_class & ~torch.eye(
                 len(labels), dtype=torch.bool, device=dist.device
             )
+        elif self._anchor_rows is not None:
+            rows = torch.arange(len(ref_labels), device=dist.device)
+            own_row = rows.unsqueeze(0) == self._anchor_rows.to(dist.device).unsqueeze(1)
+            positive_mask = same_class & ~own_row
         positives, has_positive = self._nearest(dist, positive_mask, self.num_positives)
         negatives, has_negative = self._nearest(dist, ~same_class, self.num_negatives)
 

@@ -10,6 +10,7 @@ import torch
 
 from medknn.errors import ConfigError
 from medknn.io import load_tensors
+from medknn.methods.embedding_bank import TrainingSetEmbedder
 from medknn.methods.objectives import Objective
 from medknn.methods.registry import MethodSpec, ObjectiveContext, create_objective
 from medknn.models import EmbeddingNetwork, create_network
@@ -86,8 +87,14 @@ def load_backbone_from_run(network: EmbeddingNetwork, run_path: Path, config: Tr
         network.backbone.load_state_dict(backbone_state)
 
 
-def build_objective(config: TrainConfig, class_counts: np.ndarray) -> Objective:
-    """The objective of ``config.method`` with the config's hyper-parameters and options."""
+def build_objective(
+    config: TrainConfig,
+    class_counts: np.ndarray,
+    *,
+    training_set: TrainingSetEmbedder | None = None,
+) -> Objective:
+    """The objective of ``config.method`` with the config's hyper-parameters and options;
+    ``training_set`` for objectives that search neighbours in the whole training set."""
     return create_objective(
         config.method,
         ObjectiveContext(
@@ -97,5 +104,6 @@ def build_objective(config: TrainConfig, class_counts: np.ndarray) -> Objective:
             margin=config.margin,
             options=config.method_options,
             epochs=config.epochs,
+            training_set=training_set,
         ),
     )

@@ -121,18 +121,25 @@ class Trainer:
             total_batches = min(total_batches, self.config.max_batches_per_epoch)
         loss_sum, images, batches, stat_sums = 0.0, 0, 0, {}
         started = time.perf_counter()
+        # E.g. re-embedding the training set into a bank: part of the epoch's time.
+        if hasattr(self.objective, "on_epoch_start"):
+            self.objective.on_epoch_start(self.network)
         with self._progress_bar() as bar:
             task = bar.add_task(
                 f"epoch {epoch + 1}/{self.config.epochs}", total=total_batches, loss=0.0, rate=0.0
             )
-            for step, (inputs, labels, _) in enumerate(loader):
+            for step, (inputs, labels, table_indices) in enumerate(loader):
                 if step >= total_batches:
                     break
-                inputs, labels = stack_views(inputs.to(self.device), labels.to(self.device))
+                inputs, labels, table_indices = stack_views(
+                    inputs.to(self.device), labels.to(self.device), table_indices.to(self.device)
+                )
                 embeddings, logits = self.training_network(inputs)
                 if self.distributed is not None:
                     embeddings, logits, labels = self._global_batch(embeddings, logits, labels)
-                loss, stats = self.objective(embeddings, logits, labels)
+                loss, stats = self.objective(
+                    embeddings, logits, labels, **self._table_rows(table_indices)
+                )
                 if not torch.isfinite(loss):
                     self._stop_on_nan(epoch, step)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -158,6 +165,15 @@ class Trainer:
             {k: v if k.startswith("num_") else v / max(batches, 1) for k, v in stat_sums.items()}
         )
         return record
+
+    def _table_rows(self, table_indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``table_indices=`` (of the global batch under DDP) for an objective that asks for
+        the batch images' table rows, e.g. to find them in an embedding bank; else nothing."""
+        if not getattr(self.objective, "needs_table_indices", False):
+            return {}
+        if self.distributed is not None:
+            table_indices = self.distributed.gather(table_indices)
+        return {"table_indices": table_indices}
 
     def _global_batch(
         self, embeddings: torch.Tensor, logits: torch.Tensor | None, labels: torch.Tensor
@@ -254,13 +270,14 @@ class Trainer:
         )
 
 
-def stack_views(inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def stack_views(inputs: torch.Tensor, *per_image: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """B×V×C×H×W batches (V augmented views of each image, e.g. for SupCon) become (V·B)×C×H×W,
-    view-major, with the labels repeated to match; ordinary B×C×H×W batches pass unchanged."""
+    view-major, with each per-image tensor (labels, table indices) repeated to match; ordinary
+    B×C×H×W batches pass unchanged."""
     if inputs.ndim != 5:
-        return inputs, labels
+        return (inputs, *per_image)
     views = inputs.shape[1]
-    return inputs.transpose(0, 1).flatten(0, 1), labels.repeat(views)
+    return (inputs.transpose(0, 1).flatten(0, 1), *(values.repeat(views) for values in per_image))
 
 
 def _score_name(key: str) -> str:
