@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from medknn.reports import (
     write_run_plots,
     write_run_report,
 )
-from medknn.training import RunDir, TrainConfig, Trainer
+from medknn.training import RunDir, TrainConfig, Trainer, run_lock
 from medknn.training.batches import build_batch_sampler
 from medknn.training.build import build_network, build_objective
 from medknn.training.config import check_same_settings
@@ -96,15 +97,18 @@ def train(
     config = as_config(config)
     console = console or Console(stderr=True, quiet=not progress)
     with distributed_session(config.device) as distributed:
-        if distributed is not None and not distributed.is_main:
+        is_main = distributed is None or distributed.is_main
+        if not is_main:
             progress, console = False, Console(stderr=True, quiet=True)
-        if get_method(config.method).next_stage is not None:
-            return _train_in_stages(
+        # Rank 0 alone writes the run, so it alone needs to exclude other jobs.
+        with run_lock(out) if is_main else nullcontext():
+            if get_method(config.method).next_stage is not None:
+                return _train_in_stages(
+                    config, Path(out), progress=progress, console=console, distributed=distributed
+                )
+            return _train_run(
                 config, Path(out), progress=progress, console=console, distributed=distributed
             )
-        return _train_run(
-            config, Path(out), progress=progress, console=console, distributed=distributed
-        )
 
 
 def _train_run(
@@ -142,16 +146,16 @@ def _train_run(
             save_data_record(prepared, config, run_dir)
     prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
     job = _Job(config, spec, prepared, network, run_dir, device, progress, console, distributed)
-    if spec.trains:
-        _train_network(job)
-    elif is_main:
+    # wall_seconds covers every attempt: this one plus the epochs restored from a checkpoint.
+    earlier_seconds = _train_network(job) if spec.trains else 0.0
+    if not spec.trains and is_main:
         atomic_write_json(run_dir.history, [])
     if is_main:
         if run_dir.model.exists():
             network.load_state_dict(load_tensors(run_dir.model))
         else:
             atomic_save_tensors(network.state_dict(), run_dir.model)
-        _finish(job, started)
+        _finish(job, started - earlier_seconds)
     if distributed is not None:
         distributed.barrier("waiting for rank 0 to index the training set and score the test split")
     return TrainedRun.load(run_dir.path)
@@ -207,7 +211,8 @@ class _Job:
     distributed: DistributedContext | None = None
 
 
-def _train_network(job: _Job) -> None:
+def _train_network(job: _Job) -> float:
+    """Train the network; return the seconds its earlier attempts spent on restored epochs."""
     config, prepared, distributed = job.config, job.prepared, job.distributed
     batch_sampler = build_batch_sampler(config, job.spec, prepared)
     if distributed is not None:
@@ -243,6 +248,7 @@ def _train_network(job: _Job) -> None:
         distributed=distributed,
     )
     trainer.fit(loader)
+    return trainer.restored_seconds
 
 
 def _training_set_embedder(job: _Job) -> TrainingSetEmbedder:

@@ -2,6 +2,7 @@
 
 from medknn.training.config import TrainConfig
 from medknn.training.run_dir import RunDir
+from medknn.training.run_lock import run_lock
 from medknn.training.trainer import Trainer
 
-__all__ = ["RunDir", "TrainConfig", "Trainer"]
+__all__ = ["RunDir", "TrainConfig", "Trainer", "run_lock"]

@@ -43,7 +43,7 @@ class RunDir:
 
     def remove_partial_writes(self) -> list[Path]:
         """Delete temporary files that a killed process left mid-write (the real files are
-        intact: each is replaced in one rename). Only one process may write a run at a time."""
+        intact: each is replaced in one rename). ``run_lock`` keeps other processes out."""
         stale = [p for p in self.path.rglob(".*.tmp") if p.is_file()]
         for path in stale:
             path.unlink()

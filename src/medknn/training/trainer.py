@@ -79,6 +79,7 @@ class Trainer:
         self.optimizer = build_optimizer(config, self.network.parameters())
         self.scheduler = build_scheduler(config, self.optimizer)
         self.history: list[dict[str, float]] = []
+        self.restored_seconds = 0.0  # training time of epochs resumed from a checkpoint
         self.best_score = -math.inf
         self.start_epoch = 0
 
@@ -225,6 +226,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         self.history = list(state["history"])
+        self.restored_seconds = float(sum(r.get("seconds", 0.0) for r in self.history))
         best = state["best_score"]
         self.best_score = -math.inf if best is None else best
         self.start_epoch = int(state["epoch"])
