@@ -59,6 +59,22 @@ def test_supcon_is_two_stages_with_a_projection_on_two_contrastive_views() -> No
     assert (probe.sampler, probe.prediction, probe.views) == ("balanced", "softmax", 1)
 
 
+@pytest.mark.parametrize(("options", "scale"), [({}, 30.0), ({"scale": 10}, 10.0)])
+def test_ldam_network_logits_carry_the_loss_scale(options: dict, scale: float) -> None:
+    config = TrainConfig(**BREASTMNIST_SHORT_RUN, method="ldam", method_options=options)
+    network = build_network(config, get_method("ldam"), 3, load_weights=False)
+    assert network.classifier.scale == scale
+    # The softmax the predictions read is that of the logits LDAM trains, not of bare cosines.
+    weights = torch.nn.functional.normalize(network.classifier.weight, dim=1)
+    assert network.classifier(weights[1:2])[0, 1].item() == pytest.approx(scale, rel=1e-5)
+
+
+def test_a_bad_ldam_scale_is_refused_when_the_network_is_built() -> None:
+    config = TrainConfig(**BREASTMNIST_SHORT_RUN, method="ldam", method_options={"scale": -3})
+    with pytest.raises(ConfigError, match="Method 'ldam': method_options scale=-3 must be"):
+        build_network(config, get_method("ldam"), 3, load_weights=False)
+
+
 def test_baselines_keep_the_softmax_recipe_with_their_own_twist() -> None:
     assert get_method("ce+resample").resample == "oversample"
     assert get_method("ldam").classifier_type == "cosine"
@@ -216,7 +232,7 @@ def test_networks_follow_the_spec() -> None:
     assert isinstance(supcon.embedding_head, torch.nn.Sequential) and supcon.classifier is None
     ldam = build_network(config.replace(method="ldam"), get_method("ldam"), 2, load_weights=False)
     logits = ldam(torch.randn(4, 3, 28, 28))[1]
-    assert logits.abs().max() <= 1 + 1e-6  # cosine logits
+    assert logits.abs().max() <= 30 + 1e-4  # cosines × LDAM's scale
     with pytest.raises(ConfigError, match="'linear-probe'.*--init-from.*supcon.*RUN/stage1"):
         build_network(config.replace(method="linear-probe"), get_method("linear-probe"), 2)
 

@@ -1,4 +1,7 @@
-"""LDAMLoss: margins ∝ n^(-1/4) on cosine logits, and the DRW weights (issue 4 §2)."""
+"""LDAMLoss: margins ∝ n^(-1/4) on scaled cosine logits, and the DRW weights (issue 4 §2).
+
+The loss receives ``scale · cos`` (a CosineClassifier with that scale); the slow reference
+below applies the published formula to the cosines themselves."""
 
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ def test_equals_the_slow_formula_with_gradients(with_weight: bool) -> None:
     fast_input = cosines.clone().requires_grad_(True)
     slow_input = cosines.clone().requires_grad_(True)
 
-    loss = LDAMLoss(COUNTS, max_margin=0.5, scale=10.0, weight=weight)(fast_input, labels)
+    loss = LDAMLoss(COUNTS, max_margin=0.5, scale=10.0, weight=weight)(10.0 * fast_input, labels)
     expected = slow_ldam(slow_input, labels, COUNTS, 0.5, 10.0, weight)
     loss.backward()
     expected.backward()
@@ -61,18 +64,18 @@ def test_equals_the_slow_formula_with_gradients(with_weight: bool) -> None:
 
 def test_zero_margin_is_scaled_cross_entropy() -> None:
     cosines, labels = _batch(seed=2)
-    loss = LDAMLoss(COUNTS, max_margin=0.0, scale=30.0)(cosines, labels)
+    loss = LDAMLoss(COUNTS, max_margin=0.0, scale=30.0)(30.0 * cosines, labels)
     torch.testing.assert_close(loss, F.cross_entropy(30.0 * cosines, labels))
-    with_margin = LDAMLoss(COUNTS, max_margin=0.5, scale=30.0)(cosines, labels)
+    with_margin = LDAMLoss(COUNTS, max_margin=0.5, scale=30.0)(30.0 * cosines, labels)
     assert with_margin > loss  # margins make the true class harder to win
 
 
 def test_weight_can_be_switched_on_later_for_deferred_reweighting() -> None:
     cosines, labels = _batch(seed=3)
     loss = LDAMLoss(COUNTS)
-    plain = loss(cosines, labels)
+    plain = loss(30.0 * cosines, labels)
     loss.weight = drw_weights(COUNTS)
-    reweighted = loss(cosines, labels)
+    reweighted = loss(30.0 * cosines, labels)
     assert reweighted.item() == pytest.approx(
         slow_ldam(cosines, labels, COUNTS, 0.5, 30.0, loss.weight).item(), rel=1e-5
     )

@@ -62,6 +62,20 @@ def test_cosine_classifier_gives_cosines_of_input_and_class_weights() -> None:
     assert classifier(classifier.weight[2:3] * 7)[0, 2].item() == pytest.approx(1.0, abs=1e-6)
 
 
+def test_cosine_classifier_scale_multiplies_the_cosines() -> None:
+    unscaled = CosineClassifier(6, 4)
+    scaled = CosineClassifier(6, 4, scale=30.0)
+    scaled.load_state_dict(unscaled.state_dict())  # the scale is not a weight
+    x = torch.randn(10, 6)
+    torch.testing.assert_close(scaled(x), 30.0 * unscaled(x))
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("inf"), float("nan"), True, "30"])
+def test_cosine_classifier_rejects_a_bad_scale(scale: object) -> None:
+    with pytest.raises(ConfigError, match="scale=.* must be a number > 0"):
+        CosineClassifier(6, 4, scale=scale)  # type: ignore[arg-type]
+
+
 def test_reset_classifier_honours_the_classifier_type() -> None:
     net = create_network("mlp", in_features=12, embedding_dim=8, classifier_type="cosine")
     assert net.classifier is None

@@ -18,10 +18,13 @@ from medknn.losses._classification_checks import check_class_weight, check_logit
 class LDAMLoss(nn.Module):
     """Cross entropy of ``scale · (cos_j − Δ_y·[j = y])`` with margins ``Δ_j = C / n_j^(1/4)``.
 
-    ``logits`` are the cosine similarities of a normalised linear classifier
-    (``classifier_type="cosine"``). C makes the largest margin, that of the rarest class,
-    ``max_margin``. ``weight`` (per class, e.g. :func:`drw_weights`) may be set later as
-    ``loss.weight = ...``: LDAM-DRW switches it on after some epochs.
+    ``logits`` are the already scaled cosines ``scale · cos_j`` of a
+    :class:`~medknn.models.CosineClassifier` built with the same ``scale``: the loss subtracts
+    ``scale · Δ_y`` from the true class's logit, which is Cao et al.'s formula with the scale
+    moved into the classifier, so that the network's logits are those the loss trains.
+    C makes the largest margin, that of the rarest class, ``max_margin``. ``weight`` (per class,
+    e.g. :func:`drw_weights`) may be set later as ``loss.weight = ...``: LDAM-DRW switches it on
+    after some epochs.
     """
 
     def __init__(
@@ -55,9 +58,9 @@ class LDAMLoss(nn.Module):
                 f"LDAMLoss has margins for {len(self.margins)} classes but the logits have "
                 f"{logits.shape[1]}; build it with the training set's class counts."
             )
-        margin = self.margins.to(logits.dtype)[labels]
+        margin = self.scale * self.margins.to(logits.dtype)[labels]
         shifted = logits - F.one_hot(labels, logits.shape[1]).to(logits.dtype) * margin[:, None]
-        return F.cross_entropy(self.scale * shifted, labels, weight=self.weight)
+        return F.cross_entropy(shifted, labels, weight=self.weight)
 
     def extra_repr(self) -> str:
         return f"max_margin={self.max_margin}, scale={self.scale}"

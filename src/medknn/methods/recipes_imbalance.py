@@ -37,6 +37,7 @@ LDAM = (
 FOCAL_GAMMA = 2.0  # Lin et al.'s best value; Marrakchi et al. do not give theirs
 SUPCON_TEMPERATURE = 0.1  # the paper's default (its Table 3 finds 0.05 best without resampling)
 DRW_SHARE = 0.8  # LDAM-DRW re-weights after 160 of 200 epochs (Cao et al., CIFAR)
+LDAM_SCALE = 30.0  # s of Cao et al., on the logits of the cosine classifier
 
 
 def _cross_entropy(context: ObjectiveContext, *, method: str) -> CrossEntropyObjective:
@@ -61,7 +62,7 @@ def _ldam(context: ObjectiveContext) -> LogitLossObjective:
     loss = LDAMLoss(
         context.class_counts,
         max_margin=context.number("ldam", "max_margin", 0.5),
-        scale=context.number("ldam", "scale", 30.0),
+        scale=context.number("ldam", "scale", LDAM_SCALE),
     )
     start = _reweighting_start(context)
     if start is None:
@@ -144,6 +145,7 @@ register_method(
         LDAM,
         _ldam,
         classifier_type="cosine",
+        classifier_scale_option=("scale", LDAM_SCALE),
     )
 )
 

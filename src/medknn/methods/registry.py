@@ -76,7 +76,9 @@ class MethodSpec:
     the constellation-loss paper's head), applied before the L2 normalisation.
     ``projection``: the projected head, ``"linear"`` or ``"mlp"`` (Linear-ReLU-Linear, the
     SupCon projection head). ``classifier_type``: ``"linear"`` or ``"cosine"`` (LDAM's
-    normalised classifier, logits are cosine similarities).
+    normalised classifier, logits are scaled cosine similarities); ``classifier_scale_option``:
+    the method option holding a cosine classifier's scale and its default (LDAM's s), read by
+    :meth:`classifier_scale`.
     ``views``: augmented views of each training image per batch (2 for contrastive learning);
     ``augmentation``: the training transforms, ``"standard"`` (crop, flip) or ``"contrastive"``
     (random resized crop, flip, colour jitter, greyscale).
@@ -101,6 +103,7 @@ class MethodSpec:
     head_activation: str | None = None
     projection: Literal["linear", "mlp"] = "linear"
     classifier_type: Literal["linear", "cosine"] = "linear"
+    classifier_scale_option: tuple[str, float] | None = None
     views: int = 1
     augmentation: Literal["standard", "contrastive"] = "standard"
     resample: Literal["none", "oversample"] = "none"
@@ -110,6 +113,23 @@ class MethodSpec:
     @property
     def trains(self) -> bool:
         return self.build_objective is not None
+
+    def classifier_scale(self, options: Mapping[str, Any]) -> float:
+        """The scale of a cosine classifier's logits under the method ``options`` (1 if none)."""
+        if self.classifier_scale_option is None:
+            return 1.0
+        name, default = self.classifier_scale_option
+        value = options.get(name, default)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not (math.isfinite(value) and value > 0)
+        ):
+            raise ConfigError(
+                f"Method {self.name!r}: method_options {name}={value!r} must be a number > 0 "
+                f"(default {default})."
+            )
+        return float(value)
 
 
 def embedding_method(

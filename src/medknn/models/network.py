@@ -33,7 +33,8 @@ class EmbeddingNetwork(nn.Module):
     picks the head: ``"linear"`` (one Linear) or ``"mlp"`` (Linear(F, F) -> ReLU ->
     Linear(F, embedding_dim), SupCon's projection head; F = pooled feature size). The classifier
     sees the embedding after normalisation, so cross-entropy methods use ``normalize=False``;
-    ``classifier_type`` is ``"linear"`` or ``"cosine"`` (:class:`CosineClassifier`, for LDAM).
+    ``classifier_type`` is ``"linear"`` or ``"cosine"`` (:class:`CosineClassifier`, for LDAM,
+    whose logits are ``classifier_scale`` times the cosines).
     ``head_activation`` names an entry of ``HEAD_ACTIVATIONS`` (e.g. ``"sigmoid"``) or is None.
     """
 
@@ -47,6 +48,7 @@ class EmbeddingNetwork(nn.Module):
         head_activation: str | None = None,
         projection: str = "linear",
         classifier_type: str = "linear",
+        classifier_scale: float = 1.0,
     ) -> None:
         super().__init__()
         num_features = _pooled_size(backbone)
@@ -65,6 +67,7 @@ class EmbeddingNetwork(nn.Module):
         self.normalize = normalize
         self.projection = projection
         self.classifier_type = classifier_type
+        self.classifier_scale = classifier_scale
         self.backbone_frozen = False
         self.classifier: nn.Module | None = None
         if num_classes is not None:
@@ -90,7 +93,9 @@ class EmbeddingNetwork(nn.Module):
             raise ConfigError(f"num_classes must be at least 1, got {num_classes}.")
         device = next(self.backbone.parameters()).device
         if self.classifier_type == "cosine":
-            self.classifier = CosineClassifier(self.embedding_dim, num_classes).to(device)
+            self.classifier = CosineClassifier(
+                self.embedding_dim, num_classes, self.classifier_scale
+            ).to(device)
         else:
             self.classifier = nn.Linear(self.embedding_dim, num_classes, device=device)
 
@@ -164,6 +169,7 @@ def create_network(
     head_activation: str | None = None,
     projection: str = "linear",
     classifier_type: str = "linear",
+    classifier_scale: float = 1.0,
 ) -> EmbeddingNetwork:
     """An :class:`EmbeddingNetwork` on a named backbone (see :func:`list_backbones`).
 
@@ -197,6 +203,7 @@ def create_network(
         head_activation=head_activation,
         projection=projection,
         classifier_type=classifier_type,
+        classifier_scale=classifier_scale,
     )
 
 

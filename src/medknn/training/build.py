@@ -48,6 +48,7 @@ def build_network(
         head_activation=spec.head_activation,
         projection=spec.projection,
         classifier_type=spec.classifier_type,
+        classifier_scale=spec.classifier_scale(config.method_options or {}),
     )
     if spec.requires_init_from and load_weights:
         if not config.init_from:
