@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 import medknn
-import medknn.api
+import medknn.run_training
 from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark
 from medknn.errors import ConfigError
 from medknn.io import load_tensors, read_json
@@ -221,7 +221,7 @@ def test_benchmark_writes_mean_and_std_tables(
     def refuse(*args, **kwargs):
         raise AssertionError("a finished benchmark run must not be trained again")
 
-    monkeypatch.setattr(medknn.api, "Trainer", refuse)
+    monkeypatch.setattr(medknn.run_training, "Trainer", refuse)
     again = run_benchmark(tiny_options, ["deepknn", "weighted-ce"], [0, 1], out, progress=False)
     assert again.rows == result.rows
 

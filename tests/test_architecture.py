@@ -22,6 +22,8 @@ LAYERS = {
     "evaluation": 7,
     "reports": 8,
     "api": 9,
+    "run_training": 9,
+    "run_report": 9,
     "benchmark": 9,
     "features": 9,
     "cli": 10,

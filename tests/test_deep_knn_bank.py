@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import medknn.api
+import medknn.run_training
 from medknn.errors import ConfigError
 from medknn.io import read_json
 from medknn.losses.deep_knn_loss import DeepKNNLoss
@@ -232,14 +232,14 @@ def test_tiny_run_with_whole_set_neighbours_completes(
     train_tiny: Callable, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bank_fills = []
-    compute_outputs = medknn.api.compute_outputs
+    compute_outputs = medknn.run_training.compute_outputs
 
     def counting(network, dataset, **kwargs):
         if kwargs.get("description") == "embedding bank":
             bank_fills.append(len(dataset))
         return compute_outputs(network, dataset, **kwargs)
 
-    monkeypatch.setattr(medknn.api, "compute_outputs", counting)
+    monkeypatch.setattr(medknn.run_training, "compute_outputs", counting)
 
     run = train_tiny(
         tmp_path / "bank", method="deepknn", epochs=2, method_options={"neighbours": "bank"}

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import medknn
-import medknn.api
+import medknn.run_training
 from medknn.errors import ConfigError, TrainingError
 from medknn.io import load_tensors, read_json
 from medknn.methods import Objective
@@ -294,10 +294,10 @@ class NaNAfter(Objective):
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(
     tmp_path: Path, train_tiny: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_build = medknn.api.build_objective
+    real_build = medknn.run_training.build_objective
     # Two batches per epoch: the third call is epoch 2, step 1.
     monkeypatch.setattr(
-        medknn.api, "build_objective", lambda *a, **k: NaNAfter(real_build(*a, **k), 3)
+        medknn.run_training, "build_objective", lambda *a, **k: NaNAfter(real_build(*a, **k), 3)
     )
     run = RunDir(tmp_path / "run")
 
@@ -359,7 +359,7 @@ def test_finished_run_is_loaded_not_retrained(
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run must not be trained again")
 
-    monkeypatch.setattr(medknn.api, "Trainer", refuse)
+    monkeypatch.setattr(medknn.run_training, "Trainer", refuse)
     assert train_tiny(tmp_path / "run").path == tmp_path / "run"
 
 
@@ -385,7 +385,7 @@ def _scripted_validator(monkeypatch: pytest.MonkeyPatch, scores: list[float]) ->
 
         return validate
 
-    monkeypatch.setattr(medknn.api, "make_validator", make_validator)
+    monkeypatch.setattr(medknn.run_training, "make_validator", make_validator)
     return seen
 
 

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from medknn.api import resolve_device
 from medknn.data import (
     CachedImageDataset,
     build_transforms,
@@ -24,6 +23,7 @@ from medknn.models import backbone_normalization, create_network
 from medknn.prediction import compute_outputs
 from medknn.training import TrainConfig
 from medknn.training.build import uses_pretrained
+from medknn.training.device import resolve_device
 
 FORMAT = "medknn.features/1"
 

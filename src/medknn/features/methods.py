@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from medknn.api import resolve_device
 from medknn.errors import ConfigError, did_you_mean
 from medknn.evaluation import classification_metrics
 from medknn.features.metric_knn import LINEAR_METHODS, lmnn_problem, make_metric_knn
@@ -19,6 +18,7 @@ from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method, list_methods
 from medknn.training import RunDir, TrainConfig
 from medknn.training.config import check_same_settings
+from medknn.training.device import resolve_device
 
 # The paper's Table 3 columns, in its order, with its names.
 TABLE3_LABELS = {

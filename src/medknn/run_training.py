@@ -1,0 +1,315 @@
+"""Training one run directory end to end: the lock, the config check, data, network, the
+Trainer (under DDP when started by torchrun), then the kNN index and the test score."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader
+
+from medknn.errors import ConfigError
+from medknn.evaluation import (
+    evaluate_network,
+    fit_knn_on_training_set,
+    make_validator,
+    with_embedding_quality,
+)
+from medknn.io import (
+    atomic_save_tensors,
+    atomic_write_json,
+    atomic_write_text,
+    load_tensors,
+    read_json,
+)
+from medknn.methods import MethodSpec, TrainingSetEmbedder, get_method
+from medknn.models import backbone_normalization
+from medknn.prediction import TrainedRun, compute_outputs
+from medknn.training import RunDir, TrainConfig, Trainer, run_lock
+from medknn.training.batches import build_batch_sampler
+from medknn.training.build import build_network, build_objective
+from medknn.training.config import check_same_settings
+from medknn.training.device import resolve_device
+from medknn.training.distributed import DistributedContext, distributed_session
+from medknn.training.distributed_sampler import DistributedBatchSampler
+from medknn.training.prepare import PreparedData, prepare_data, save_data_record
+from medknn.training.stages import check_split_of_init_run, next_stage_config
+
+# Options that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = {
+    "epochs",
+    "stage2_epochs",
+    "device",
+    "num_workers",
+    "validate_every",
+    "download",
+}
+
+
+def as_config(config: TrainConfig | Mapping[str, Any] | str | Path) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, Mapping):
+        return TrainConfig.from_dict(dict(config))
+    return TrainConfig.from_yaml(config)
+
+
+def train(
+    config: TrainConfig | Mapping[str, Any] | str | Path,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    console: Console | None = None,
+) -> TrainedRun:
+    """Train ``config`` into the run directory ``out`` (resuming it if it was interrupted),
+    index the training set for kNN, score the test split into ``metrics.json``; return the run.
+    A two-stage method (``supcon``) trains stage 1 into ``out/stage1``, a complete run of its
+    own, and stage 2 from its backbone into ``out``, the method's result.
+
+    Under ``torchrun`` every process calls this with the same arguments: they train together
+    (DDP, see ``medknn.training.distributed``), rank 0 alone writes ``out`` and scores the run,
+    and each process returns the run once it is complete."""
+    config = as_config(config)
+    console = console or Console(stderr=True, quiet=not progress)
+    with distributed_session(config.device) as distributed:
+        is_main = distributed is None or distributed.is_main
+        if not is_main:
+            progress, console = False, Console(stderr=True, quiet=True)
+        # Rank 0 alone writes the run, so it alone needs to exclude other jobs.
+        with run_lock(out) if is_main else nullcontext():
+            if get_method(config.method).next_stage is not None:
+                return _train_in_stages(
+                    config, Path(out), progress=progress, console=console, distributed=distributed
+                )
+            return _train_run(
+                config, Path(out), progress=progress, console=console, distributed=distributed
+            )
+
+
+def _train_run(
+    config: TrainConfig,
+    out: Path,
+    *,
+    progress: bool,
+    console: Console,
+    distributed: DistributedContext | None = None,
+) -> TrainedRun:
+    """Train one run directory (a two-stage method's stage 1 is one)."""
+    run_dir = RunDir(out)
+    is_main = distributed is None or distributed.is_main
+    is_new = _check_run_dir(run_dir, config)
+    if _is_complete(run_dir) and not _more_epochs_asked(run_dir, config):
+        console.print(f"{run_dir.path} is already complete; loading it.")
+        return TrainedRun.load(run_dir.path)
+    if distributed is not None:  # every rank has read the directory before rank 0 changes it
+        distributed.barrier("checking the run directory")
+    if not is_new and is_main:
+        run_dir.remove_partial_writes()
+    started = time.perf_counter()
+    spec = get_method(config.method)
+    device = resolve_device(config.device) if distributed is None else distributed.device
+    torch.manual_seed(config.seed)
+    # A new run directory is written only once data, method and network are known to work, so
+    # that a typo leaves nothing behind that would block the corrected command.
+    prepared = prepare_data(config, None if is_new else run_dir, progress=progress)
+    if spec.freeze_backbone:  # it evaluates the backbone it starts from: same test set
+        check_split_of_init_run(prepared, config)
+    network = build_network(config, spec, len(prepared.class_names))
+    if is_main:
+        _write_config(run_dir, config)
+        if is_new:
+            save_data_record(prepared, config, run_dir)
+    prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
+    job = _Job(config, spec, prepared, network, run_dir, device, progress, console, distributed)
+    # wall_seconds covers every attempt: this one plus the epochs restored from a checkpoint.
+    earlier_seconds = _train_network(job) if spec.trains else 0.0
+    if not spec.trains and is_main:
+        atomic_write_json(run_dir.history, [])
+    if is_main:
+        if run_dir.model.exists():
+            network.load_state_dict(load_tensors(run_dir.model))
+        else:
+            atomic_save_tensors(network.state_dict(), run_dir.model)
+        _finish(job, started - earlier_seconds)
+    if distributed is not None:
+        distributed.barrier("waiting for rank 0 to index the training set and score the test split")
+    return TrainedRun.load(run_dir.path)
+
+
+def _train_in_stages(
+    config: TrainConfig,
+    out: Path,
+    *,
+    progress: bool,
+    console: Console,
+    distributed: DistributedContext | None = None,
+) -> TrainedRun:
+    """Stage 1 into ``out/stage1``, then the next stage from its backbone into ``out``. Each
+    stage resumes on its own; ``out/status.json`` records the wall time of both."""
+    run_dir = RunDir(out)
+    first = RunDir(run_dir.first_stage)
+    second = next_stage_config(config, first.path)
+    # Checked before stage 1 trains for hours: out must be new or hold this method's stage 2.
+    _check_run_dir(run_dir, second)
+    if run_dir.config.exists() and first.config.exists() and _more_epochs_asked(first, config):
+        raise ConfigError(
+            f"{out} holds a stage 2 trained on the {TrainConfig.from_yaml(first.config).epochs} "
+            f"epochs of its stage 1; more stage-1 epochs would leave it stale. Use a new --out, "
+            f"or rerun stage 2 alone on a longer stage 1: --method {second.method} "
+            "--init-from STAGE1_RUN --out NEW_RUN."
+        )
+    console.rule(f"{config.method}: stage 1 → {first.path}")
+    _train_run(config, first.path, progress=progress, console=console, distributed=distributed)
+    console.rule(f"{config.method}: stage 2 ({second.method}) → {out}")
+    run = _train_run(second, out, progress=progress, console=console, distributed=distributed)
+    status = read_json(run_dir.status)
+    is_main = distributed is None or distributed.is_main
+    if is_main and "stage_wall_seconds" not in status:  # stage 2 was (re)trained just now
+        walls = [read_json(first.status).get("wall_seconds") or 0.0, status["wall_seconds"]]
+        status.update(wall_seconds=round(sum(walls), 1), stage_wall_seconds=walls)
+        atomic_write_json(run_dir.status, status)
+    return run
+
+
+@dataclass
+class _Job:
+    """One training run being carried out: everything its steps share."""
+
+    config: TrainConfig
+    spec: MethodSpec
+    prepared: PreparedData
+    network: torch.nn.Module
+    run_dir: RunDir
+    device: torch.device
+    progress: bool
+    console: Console
+    distributed: DistributedContext | None = None
+
+
+def _train_network(job: _Job) -> float:
+    """Train the network; return the seconds its earlier attempts spent on restored epochs."""
+    config, prepared, distributed = job.config, job.prepared, job.distributed
+    batch_sampler = build_batch_sampler(config, job.spec, prepared)
+    if distributed is not None:
+        batch_sampler = DistributedBatchSampler(
+            batch_sampler, rank=distributed.rank, world_size=distributed.world_size
+        )
+    loader = DataLoader(
+        prepared.training_dataset(job.spec),
+        batch_sampler=batch_sampler,
+        num_workers=config.num_workers,
+    )
+    objective = build_objective(
+        config, prepared.class_counts("train"), training_set=_training_set_embedder(job)
+    )
+    validate = make_validator(
+        job.spec,
+        prepared,
+        k=config.k_predict,
+        weights=config.knn_weights,
+        index=config.knn_index,
+        index_options=config.knn_index_options,
+        device=job.device,
+    )
+    trainer = Trainer(
+        job.network,
+        objective,
+        config,
+        job.run_dir,
+        device=job.device,
+        validate=validate,
+        progress=job.progress,
+        console=job.console,
+        distributed=distributed,
+    )
+    trainer.fit(loader)
+    return trainer.restored_seconds
+
+
+def _training_set_embedder(job: _Job) -> TrainingSetEmbedder:
+    """The training images with evaluation transforms, for objectives that keep a bank of
+    their embeddings (Deep kNN with whole-set neighbours); embedded on the run's device."""
+    prepared = job.prepared
+    dataset = prepared.dataset("train", augment=False)
+
+    def embed(network: torch.nn.Module) -> torch.Tensor:
+        embeddings, _ = compute_outputs(
+            network,
+            dataset,
+            device=job.device,
+            progress=job.progress,
+            description="embedding bank",
+        )
+        return torch.from_numpy(embeddings)
+
+    return TrainingSetEmbedder(prepared.indices("train"), prepared.labels("train"), embed)
+
+
+def _finish(job: _Job, started: float) -> None:
+    """Index the training set, score the test split, mark the run complete."""
+    config, run_dir = job.config, job.run_dir
+    job.network.to(job.device)
+    knn = fit_knn_on_training_set(
+        job.network,
+        job.prepared,
+        k=config.k_predict,
+        weights=config.knn_weights,
+        index=config.knn_index,
+        index_options=config.knn_index_options,
+        device=job.device,
+        progress=job.progress,
+    )
+    knn.save(run_dir.knn)
+    metrics, outputs = evaluate_network(
+        job.network,
+        job.spec,
+        job.prepared,
+        "test",
+        knn=knn,
+        device=job.device,
+        progress=job.progress,
+    )
+    with_embedding_quality(metrics, outputs, knn)
+    outputs.save(run_dir.outputs("test"))
+    metrics["method"] = config.method
+    metrics["seed"] = config.seed
+    atomic_write_json(run_dir.metrics, metrics)
+    atomic_write_json(
+        run_dir.status,
+        {"status": "complete", "wall_seconds": round(time.perf_counter() - started, 1)},
+    )
+
+
+def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
+    """True for a new run; for an existing one, check it was started with the same config."""
+    if run_dir.config.exists():
+        check_same_settings(run_dir.config, config, resumable=RESUMABLE_CHANGES, run=run_dir.path)
+        return False
+    # Stage 2 of a two-stage method starts in the directory that holds its stage-1 run.
+    init_run = Path(config.init_from).resolve() if config.init_from else None
+    if run_dir.path.exists() and any(p.resolve() != init_run for p in run_dir.path.iterdir()):
+        raise ConfigError(
+            f"{run_dir.path} exists and is not a medknn run. Choose an empty or new --out."
+        )
+    return True
+
+
+def _more_epochs_asked(run_dir: RunDir, config: TrainConfig) -> bool:
+    return TrainConfig.from_yaml(run_dir.config).epochs != config.epochs
+
+
+def _write_config(run_dir: RunDir, config: TrainConfig) -> None:
+    run_dir.create()
+    if run_dir.status.exists():
+        run_dir.status.unlink()  # more epochs asked for: no longer complete until they are done
+    atomic_write_text(run_dir.config, config.to_yaml())
+
+
+def _is_complete(run_dir: RunDir) -> bool:
+    return run_dir.status.exists() and read_json(run_dir.status).get("status") == "complete"
