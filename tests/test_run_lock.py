@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from medknn.errors import TrainingError
+from medknn.benchmark import run_benchmark
+from medknn.errors import RunLockedError
 from medknn.io import read_json
 from medknn.training import RunDir
 from medknn.training.checkpoint import load_checkpoint, save_checkpoint
@@ -25,15 +26,19 @@ with run_lock(sys.argv[1]):
 """
 
 
-@pytest.fixture
-def lock_holder(tmp_path: Path):
-    """Start a process that holds the lock of ``tmp_path/run``; yield it; kill it -9."""
+def _hold_lock(run: Path) -> subprocess.Popen:
+    """A process that holds the lock of ``run`` until it is killed."""
     process = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "run")],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE, text=True
     )
     assert process.stdout is not None and process.stdout.readline().strip() == "held"
+    return process
+
+
+@pytest.fixture
+def lock_holder(tmp_path: Path):
+    """A process holding the lock of ``tmp_path/run``; killed -9 afterwards."""
+    process = _hold_lock(tmp_path / "run")
     yield process
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
@@ -43,7 +48,7 @@ def lock_holder(tmp_path: Path):
 def test_a_run_being_trained_elsewhere_is_refused_and_left_untouched(
     tmp_path: Path, train_tiny: Callable, lock_holder: subprocess.Popen
 ) -> None:
-    with pytest.raises(TrainingError, match=rf"another process \(PID {lock_holder.pid} "):
+    with pytest.raises(RunLockedError, match=rf"another process \(PID {lock_holder.pid} "):
         train_tiny(tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
@@ -80,3 +85,19 @@ def test_wall_seconds_include_the_epochs_restored_from_a_checkpoint(
 
     assert 1000.0 <= read_json(run.status)["wall_seconds"] < 1000.0 + 300.0
     assert os.path.exists(run.metrics)
+
+
+def test_a_benchmark_skips_the_runs_another_process_trains(
+    tmp_path: Path, tiny_options: dict
+) -> None:
+    out = tmp_path / "bench"
+    holder = _hold_lock(out / "weighted-ce" / "seed0")
+    try:
+        result = run_benchmark(tiny_options, ["weighted-ce"], [0, 1], out, progress=False)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert [record["seed"] for record in result.records] == [1]
+    assert not (out / "weighted-ce" / "seed0").exists()
+    again = run_benchmark(tiny_options, ["weighted-ce"], [0, 1], out, progress=False)
+    assert [record["seed"] for record in again.records] == [0, 1]

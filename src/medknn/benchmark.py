@@ -11,7 +11,7 @@ import yaml
 from rich.console import Console
 
 from medknn import api
-from medknn.errors import ConfigError
+from medknn.errors import ConfigError, RunLockedError
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method
 from medknn.reports import csv_table, markdown_table, summarize, write_benchmark_report
@@ -80,7 +80,9 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """Train and test every entry for every seed under ``out/<label>/seed<k>``; write
     ``results.md``, ``results.csv``, ``results.json`` and the HTML page ``report/index.html``
-    there. Finished runs are reused.
+    there. Finished runs are reused. Several processes may work on one ``out`` at once: each
+    skips the runs another is training (see ``run_lock``), so the last one to finish should be
+    run once more to write the whole table.
 
     With ``shots`` in ``base`` each seed is one repeat of the few-shot protocol: its own draw of
     training images, the same for every method, from one split fixed by ``split_seed`` (by
@@ -96,7 +98,7 @@ def run_benchmark(
         # Few-shot protocol: every seed draws its own training images from one fixed split.
         base_values["split_seed"] = base_values.get("seed", 0)
     out = Path(out)
-    records = []
+    records, skipped = [], []
     for seed in seeds:
         for entry in entries:
             values = {**base_values, **entry.overrides, "method": entry.method, "seed": seed}
@@ -106,7 +108,14 @@ def run_benchmark(
                 )
             run_path = out / entry.slug / f"seed{seed}"
             console.rule(f"{entry.label} · seed {seed}")
-            api.train(TrainConfig.from_dict(values), run_path, progress=progress, console=console)
+            try:
+                api.train(
+                    TrainConfig.from_dict(values), run_path, progress=progress, console=console
+                )
+            except RunLockedError as error:  # another process of this benchmark trains it
+                console.print(f"skipped: {error}")
+                skipped.append(run_path)
+                continue
             run_dir = RunDir(run_path)
             records.append(
                 {
@@ -128,6 +137,12 @@ def run_benchmark(
     atomic_write_text(out / "results.csv", result.csv)
     atomic_write_json(out / "results.json", {"rows": rows, "records": records})
     write_benchmark_report(out / "report", rows, records, columns, title=f"Benchmark {out.name}")
+    if skipped:
+        console.print(
+            f"{len(skipped)} run(s) were being trained by other processes and are not in the "
+            "table: " + ", ".join(str(p) for p in skipped) + ". Run the same command again once "
+            "they have finished; it reloads every finished run and writes the whole table."
+        )
     return result
 
 

@@ -22,6 +22,10 @@ class TrainingError(MedknnError):
     """Training cannot go on (e.g. a NaN loss); the last good checkpoint is kept."""
 
 
+class RunLockedError(TrainingError):
+    """Another process is training this run directory."""
+
+
 def did_you_mean(name: str, choices: Iterable[str], n: int = 5) -> str:
     """A short hint listing the choices closest to ``name`` (or all of them if none is close)."""
     choices = sorted(set(choices))

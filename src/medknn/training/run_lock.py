@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from medknn.errors import TrainingError
+from medknn.errors import RunLockedError
 
 try:
     import fcntl
@@ -25,7 +25,7 @@ def lock_path(run: Path) -> Path:
 
 @contextmanager
 def run_lock(run: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``run`` while the block trains it; raise ``TrainingError`` at
+    """Hold an exclusive lock on ``run`` while the block trains it; raise ``RunLockedError`` at
     once if another process holds it. The operating system releases the lock when its process
     ends, however it ends, so a killed run never leaves a stale lock behind."""
     run = Path(run)
@@ -40,7 +40,7 @@ def run_lock(run: str | Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             owner = handle.read().strip() or "unknown process"
-            raise TrainingError(
+            raise RunLockedError(
                 f"{run} is being trained by another process ({owner}). Wait for it to finish "
                 "(running the same command then loads the finished run), or train into "
                 "another --out."
