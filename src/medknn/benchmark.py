@@ -102,13 +102,13 @@ def run_benchmark(
     for seed in seeds:
         for entry in entries:
             values = {**base_values, **entry.overrides, "method": entry.method, "seed": seed}
-            if get_method(entry.method).requires_init_from and not values.get("init_from"):
-                values["init_from"] = str(
-                    _init_run(base_values, entry, seed, out, progress, console)
-                )
             run_path = out / entry.slug / f"seed{seed}"
-            console.rule(f"{entry.label} · seed {seed}")
             try:
+                if get_method(entry.method).requires_init_from and not values.get("init_from"):
+                    values["init_from"] = str(
+                        _init_run(base_values, entry, seed, out, progress, console)
+                    )
+                console.rule(f"{entry.label} · seed {seed}")
                 api.train(
                     TrainConfig.from_dict(values), run_path, progress=progress, console=console
                 )
