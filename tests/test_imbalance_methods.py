@@ -3,6 +3,7 @@ and class-balanced batches; the two-stage run directory."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -325,6 +326,32 @@ def test_stage_two_reruns_alone_on_a_saved_stage_one(
     options = {**tiny_options, "method": "supcon", "epochs": 2, "stage2_epochs": 1}
     medknn.train(options, supcon_run, progress=False)
     assert (supcon_run / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_a_copied_two_stage_run_is_reused_where_it_now_lives(
+    supcon_run: Path, tmp_path: Path, tiny_options: dict[str, Any]
+) -> None:
+    """Stage 2's init_from names the stage-1 folder inside the run, so it moves with the run."""
+    copy = tmp_path / "copied"
+    shutil.copytree(supcon_run, copy)
+    before = (copy / "model.safetensors").stat().st_mtime_ns
+    options = {**tiny_options, "method": "supcon", "epochs": 2, "stage2_epochs": 1}
+    medknn.train(options, copy, progress=False)
+    assert (copy / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_a_probe_started_elsewhere_is_not_taken_for_a_stage_two(
+    supcon_run: Path,
+    tmp_path: Path,
+    train_tiny: Callable[..., TrainedRun],
+    tiny_options: dict[str, Any],
+) -> None:
+    out = tmp_path / "probe"
+    train_tiny(out, method="linear-probe", init_from=str(supcon_run / "stage1"), epochs=1)
+    options = {**tiny_options, "method": "supcon", "epochs": 2, "stage2_epochs": 1}
+    with pytest.raises(ConfigError, match="other settings.*init_from"):
+        medknn.train(options, out, progress=False)
+    assert not (out / "stage1").exists()
 
 
 def test_a_linear_probe_on_another_split_of_the_same_data_is_refused(

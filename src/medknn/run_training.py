@@ -289,7 +289,10 @@ def _finish(job: _Job, started: float) -> None:
 def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
     """True for a new run; for an existing one, check it was started with the same config."""
     if run_dir.config.exists():
-        check_same_settings(run_dir.config, config, resumable=RESUMABLE_CHANGES, run=run_dir.path)
+        resumable = RESUMABLE_CHANGES
+        if _is_own_stage_two(run_dir, config):
+            resumable = resumable | {"init_from"}
+        check_same_settings(run_dir.config, config, resumable=resumable, run=run_dir.path)
         return False
     # Stage 2 of a two-stage method starts in the directory that holds its stage-1 run.
     init_run = Path(config.init_from).resolve() if config.init_from else None
@@ -298,6 +301,19 @@ def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
             f"{run_dir.path} exists and is not a medknn run. Choose an empty or new --out."
         )
     return True
+
+
+def _is_own_stage_two(run_dir: RunDir, config: TrainConfig) -> bool:
+    """True for stage 2 of a two-stage run started from the stage 1 inside its own folder, then
+    and now. Its init_from follows the folder, so a copied or moved run keeps being reused."""
+    if not (config.init_from and RunDir(run_dir.first_stage).config.exists()):
+        return False
+    saved = TrainConfig.from_yaml(run_dir.config).init_from
+    return (
+        Path(config.init_from).resolve() == run_dir.first_stage.resolve()
+        and saved is not None
+        and Path(saved).name == run_dir.first_stage.name
+    )
 
 
 def _more_epochs_asked(run_dir: RunDir, config: TrainConfig) -> bool:
