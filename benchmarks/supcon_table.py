@@ -6,7 +6,9 @@ Table 1 layout: accuracy and macro F-score, mean ± std over seeds, per method. 
 the mean F-score of the majority, middle and minority training classes per method (per
 temperature for the temperature benchmark). Fig. 3: per-class F-score of the ``--figure``
 methods side by side, classes by training count (majority left). Written to
-``BENCH_DIR/results_supcon.md`` and ``BENCH_DIR/per_class_f1.png``.
+``BENCH_DIR/results_supcon.md`` and ``BENCH_DIR/per_class_f1.png``; for a benchmark of several
+temperatures also ``BENCH_DIR/temperature_f1.png`` (the three group F-scores against τ,
+without and with resampling).
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medknn.io import atomic_write_text, read_json
-from medknn.reports import markdown_table, plot_per_class_f1, summarize
-from medknn.training import RunDir
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from medknn.io import atomic_write_text, read_json  # noqa: E402
+from medknn.methods.recipes_imbalance import SUPCON_TEMPERATURE  # noqa: E402
+from medknn.reports import markdown_table, plot_per_class_f1, summarize  # noqa: E402
+from medknn.training import RunDir, TrainConfig  # noqa: E402
 
 TABLE1 = ("accuracy", "macro_f1")
 TABLE3 = ("f1_majority", "f1_middle", "f1_minority")
@@ -36,6 +44,49 @@ def figure_labels(records: list[dict], asked: list[str] | None) -> list[str]:
     if unknown:
         raise SystemExit(f"--figure {unknown[0]!r} is not a label here; labels: {labels}")
     return chosen
+
+
+def temperature_of(record: dict) -> float | None:
+    """The stage-1 temperature of a SupCon run (None for the other methods)."""
+    if not record["method"].startswith("supcon"):
+        return None
+    stage_one = TrainConfig.from_yaml(RunDir(Path(record["run"])).first_stage / "config.yaml")
+    return float(stage_one.method_options.get("temperature", SUPCON_TEMPERATURE))
+
+
+def plot_temperature(records: list[dict], path: Path) -> Path | None:
+    """Group F-scores against τ, one line per group, dashed with resampling (seeds averaged)."""
+    points: dict[tuple[str, bool], dict[float, list[float]]] = {}
+    for record in records:
+        tau = temperature_of(record)
+        if tau is None:
+            continue
+        resampled = record["method"].endswith("+resample")
+        for group in TABLE3:
+            points.setdefault((group, resampled), {}).setdefault(tau, []).append(
+                record["metrics"][group]
+            )
+    if len({tau for series in points.values() for tau in series}) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for (group, resampled), series in sorted(points.items()):
+        taus = sorted(series)
+        color = {"f1_majority": "C0", "f1_middle": "C1", "f1_minority": "C2"}[group]
+        ax.plot(
+            taus,
+            [sum(series[t]) / len(series[t]) for t in taus],
+            marker="o",
+            color=color,
+            linestyle="--" if resampled else "-",
+            label=f"{group.removeprefix('f1_')}{' + resample' if resampled else ''}",
+        )
+    ax.set(xscale="log", xlabel="temperature τ", ylabel="F-score", title="F-score by class group")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def main() -> None:
@@ -65,6 +116,9 @@ def main() -> None:
         + markdown_table(summarize(records, TABLE3), TABLE3)
         + f"\nFig. 3 layout: ![per-class F-score]({figure.name})\n"
     )
+    temperature = plot_temperature(records, args.out / "temperature_f1.png")
+    if temperature is not None:
+        text += f"\nTable 3 as a plot: ![F-score against temperature]({temperature.name})\n"
     print(text)
     atomic_write_text(args.out / "results_supcon.md", text)
 

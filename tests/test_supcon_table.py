@@ -1,0 +1,55 @@
+"""benchmarks/supcon_table.py: the temperature of each SupCon run and the Table 3 plot."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from medknn.training import TrainConfig
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "supcon_table.py"
+
+
+@pytest.fixture(scope="module")
+def supcon_table() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("supcon_table", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_run(
+    root: Path, method: str, options: dict[str, Any], tiny_options: dict[str, Any]
+) -> dict[str, Any]:
+    """A record as a benchmark writes it, with just the stage-1 config on disk."""
+    run = root / f"{method}-{options.get('temperature', 'default')}"
+    (run / "stage1").mkdir(parents=True)
+    config = TrainConfig.from_dict({**tiny_options, "method": method, "method_options": options})
+    (run / "stage1" / "config.yaml").write_text(config.to_yaml())
+    metrics = {"f1_majority": 0.9, "f1_middle": 0.5, "f1_minority": 0.3}
+    return {"label": run.name, "method": method, "run": str(run), "metrics": metrics}
+
+
+def test_temperature_comes_from_stage_one_with_the_default_filled_in(
+    supcon_table: ModuleType, tmp_path: Path, tiny_options: dict[str, Any]
+) -> None:
+    set_low = fake_run(tmp_path, "supcon", {"temperature": 0.05}, tiny_options)
+    default = fake_run(tmp_path, "supcon+resample", {}, tiny_options)
+    assert supcon_table.temperature_of(set_low) == 0.05
+    assert supcon_table.temperature_of(default) == 0.1
+    assert supcon_table.temperature_of({"method": "ce", "run": "unused"}) is None
+
+
+def test_the_temperature_plot_needs_two_temperatures(
+    supcon_table: ModuleType, tmp_path: Path, tiny_options: dict[str, Any]
+) -> None:
+    one = [fake_run(tmp_path / "a", "supcon", {}, tiny_options)]
+    assert supcon_table.plot_temperature(one, tmp_path / "one.png") is None
+    two = one + [fake_run(tmp_path / "b", "supcon", {"temperature": 0.5}, tiny_options)]
+    path = supcon_table.plot_temperature(two, tmp_path / "two.png")
+    assert path is not None and path.read_bytes().startswith(b"\x89PNG")
