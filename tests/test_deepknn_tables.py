@@ -1,0 +1,58 @@
+"""benchmarks/deepknn_tables.py: the K × M grid of Table S3 from deepknn runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from medknn.prediction import TrainedRun
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "deepknn_tables.py"
+
+
+@pytest.fixture(scope="module")
+def deepknn_tables() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("deepknn_tables", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cells_are_keyed_by_the_runs_k_and_m_and_rescored_with_k_voters(
+    deepknn_tables: ModuleType, tmp_path: Path, train_tiny: Callable[..., TrainedRun]
+) -> None:
+    run = train_tiny(tmp_path / "run", method="deepknn", num_positives=2, num_negatives=1)
+    records = [
+        {"method": "deepknn", "run": str(run.path)},
+        {"method": "weighted-ce", "run": "never read"},
+    ]
+    at_k = deepknn_tables.km_cells(records, kp=None)
+    assert list(at_k) == [(2, 1)]
+    assert at_k[(2, 1)] == [deepknn_tables.rescored(run.path, 2)]
+    assert deepknn_tables.km_cells(records, kp=1)[(2, 1)] == [deepknn_tables.rescored(run.path, 1)]
+
+
+def test_grid_table_rows_are_m_columns_are_k_with_spread_over_seeds(
+    deepknn_tables: ModuleType,
+) -> None:
+    cells = {
+        (1, 5): [{"accuracy": 0.6, "mcr": 0.4}, {"accuracy": 0.8, "mcr": 0.6}],
+        (9, 3): [{"accuracy": 0.7, "mcr": 0.5}],
+    }
+    lines = deepknn_tables.grid_table(cells).splitlines()
+    assert lines[0] == "| | K = 1 | K = 9 |"
+    assert lines[2] == "| M = 3 | – | 0.700 / 0.500 |"
+    assert lines[3] == "| M = 5 | 0.700 ± 0.141 / 0.500 ± 0.141 (2) | – |"
+
+
+def test_grid_plot_is_written_with_missing_cells(
+    deepknn_tables: ModuleType, tmp_path: Path
+) -> None:
+    cells = {(1, 5): [{"accuracy": 0.6, "mcr": 0.4}], (9, 3): [{"accuracy": 0.7, "mcr": 0.5}]}
+    path = deepknn_tables.plot_grid(cells, tmp_path / "grid.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
