@@ -5,8 +5,10 @@ Every test session decodes into a temporary image cache (``MEDKNN_CACHE``), neve
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -67,6 +69,16 @@ def write_image_folder(root: Path, counts: dict[str, int], size: int = 32, seed:
             pixels = class_images(np.full(1, label), size, rng)[0]
             Image.fromarray(np.stack([pixels] * 3, axis=2)).save(root / name / f"{i}.png")
     return root
+
+
+def load_benchmark_script(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module: the scripts are not part of the package."""
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_benchmark_script
 
 from medknn.prediction import TrainedRun
-
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "deepknn_tables.py"
 
 
 @pytest.fixture(scope="module")
 def deepknn_tables() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deepknn_tables", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("deepknn_tables")
 
 
 def test_cells_are_keyed_by_the_runs_k_and_m_and_rescored_with_k_voters(

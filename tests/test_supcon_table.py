@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import load_benchmark_script
 
 from medknn.training import TrainConfig
-
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "supcon_table.py"
 
 
 @pytest.fixture(scope="module")
 def supcon_table() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("supcon_table", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("supcon_table")
 
 
 def fake_run(
