@@ -68,7 +68,7 @@ def table_records(records: list[dict], kps: tuple[int, ...]) -> list[dict]:
 
 def neighbour_counts(record: dict) -> tuple[int, int]:
     """K (same-class) and M (other-class) neighbours the run's triplets were formed from."""
-    config = TrainConfig.from_yaml(RunDir(Path(record["run"])).config)
+    config = TrainConfig.load_saved(RunDir(Path(record["run"])).config)
     return config.num_positives, config.num_negatives
 
 

@@ -50,7 +50,7 @@ def temperature_of(record: dict) -> float | None:
     """The stage-1 temperature of a SupCon run (None for the other methods)."""
     if not record["method"].startswith("supcon"):
         return None
-    stage_one = TrainConfig.from_yaml(RunDir(Path(record["run"])).first_stage / "config.yaml")
+    stage_one = TrainConfig.load_saved(RunDir(Path(record["run"])).first_stage / "config.yaml")
     return float(stage_one.method_options.get("temperature", SUPCON_TEMPERATURE))
 
 

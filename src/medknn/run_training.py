@@ -33,12 +33,17 @@ from medknn.models import backbone_normalization
 from medknn.prediction import TrainedRun, compute_outputs
 from medknn.training import RunDir, TrainConfig, Trainer, run_lock
 from medknn.training.batches import build_batch_sampler
-from medknn.training.build import build_network, build_objective
+from medknn.training.build import build_network, build_objective, starts_pretrained
 from medknn.training.config import check_same_settings
 from medknn.training.device import resolve_device
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
-from medknn.training.prepare import PreparedData, prepare_data, save_data_record
+from medknn.training.prepare import (
+    PreparedData,
+    prepare_data,
+    save_data_record,
+    training_augmentation,
+)
 from medknn.training.stages import check_split_of_init_run, next_stage_config
 
 # Options that may change between an interrupted run and its resumption.
@@ -159,7 +164,7 @@ def _train_in_stages(
     _check_run_dir(run_dir, second)
     if run_dir.config.exists() and first.config.exists() and _more_epochs_asked(first, config):
         raise ConfigError(
-            f"{out} holds a stage 2 trained on the {TrainConfig.from_yaml(first.config).epochs} "
+            f"{out} holds a stage 2 trained on the {TrainConfig.load_saved(first.config).epochs} "
             f"epochs of its stage 1; more stage-1 epochs would leave it stale. Use a new --out, "
             f"or rerun stage 2 alone on a longer stage 1: --method {second.method} "
             "--init-from STAGE1_RUN --out NEW_RUN."
@@ -201,7 +206,7 @@ def _train_network(job: _Job) -> float:
             batch_sampler, rank=distributed.rank, world_size=distributed.world_size
         )
     loader = DataLoader(
-        prepared.training_dataset(job.spec),
+        prepared.training_dataset(job.spec, training_augmentation(config, job.spec)),
         batch_sampler=batch_sampler,
         num_workers=config.num_workers,
     )
@@ -227,6 +232,7 @@ def _train_network(job: _Job) -> float:
         progress=job.progress,
         console=job.console,
         distributed=distributed,
+        pretrained_backbone=starts_pretrained(config, job.spec),
     )
     trainer.fit(loader)
     return trainer.restored_seconds
@@ -308,7 +314,7 @@ def _is_own_stage_two(run_dir: RunDir, config: TrainConfig) -> bool:
     and now. Its init_from follows the folder, so a copied or moved run keeps being reused."""
     if not (config.init_from and RunDir(run_dir.first_stage).config.exists()):
         return False
-    saved = TrainConfig.from_yaml(run_dir.config).init_from
+    saved = TrainConfig.load_saved(run_dir.config).init_from
     return (
         Path(config.init_from).resolve() == run_dir.first_stage.resolve()
         and saved is not None
@@ -317,7 +323,7 @@ def _is_own_stage_two(run_dir: RunDir, config: TrainConfig) -> bool:
 
 
 def _more_epochs_asked(run_dir: RunDir, config: TrainConfig) -> bool:
-    return TrainConfig.from_yaml(run_dir.config).epochs != config.epochs
+    return TrainConfig.load_saved(run_dir.config).epochs != config.epochs
 
 
 def _write_config(run_dir: RunDir, config: TrainConfig) -> None:

@@ -1,5 +1,6 @@
 """Tensor transforms for decoded images (torchvision.transforms.v2): the Deep kNN paper's crop and
-flip, SupCon's stronger "contrastive" augmentation, and several augmented views per image."""
+flip, SupCon's stronger "contrastive" augmentation, presets for medical images, and several
+augmented views per image."""
 
 from __future__ import annotations
 
@@ -11,7 +12,23 @@ from torchvision.transforms import v2
 from medknn.errors import ConfigError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 28, 224
-AUGMENTATIONS = ("standard", "contrastive")
+# standard: the Deep kNN paper's random crop and horizontal flip.
+# light: a random resized crop (70–100 % of the area), horizontal flip, a small rotation and
+#   shift, mild brightness/contrast changes: safe for most images, the recipe's default.
+# orientation-free: light plus vertical flips and 90° turns, for images whose orientation
+#   carries no label (dermoscopy, histology, cells) — not for chest X-rays.
+# dermoscopy: orientation-free plus colour jitter (skin tone, lighting, camera).
+# randaugment / trivialaugment: crop and flip, then torchvision's RandAugment / TrivialAugment.
+# contrastive: SupCon's random resized crop, flip, strong colour jitter and greyscale.
+AUGMENTATIONS = (
+    "standard",
+    "light",
+    "orientation-free",
+    "dermoscopy",
+    "randaugment",
+    "trivialaugment",
+    "contrastive",
+)
 
 
 def _check_image_size(image_size: int) -> None:
@@ -39,10 +56,8 @@ def build_transforms(
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 C×H×W (H, W ≥ image_size) → normalised float ``channels``×image_size×image_size.
 
-    Training with ``augmentation="standard"``: random crop and horizontal flip;
-    ``"contrastive"``: random resized crop, flip, colour jitter and random greyscale (SimCLR /
-    SupCon). Evaluation: centre crop. Grey inputs are repeated to 3 channels when
-    ``channels == 3``.
+    Training augments with the preset ``augmentation`` (see ``AUGMENTATIONS``); evaluation
+    centre-crops. Grey inputs are repeated to 3 channels when ``channels == 3``.
     """
     _check_image_size(image_size)
     if augmentation not in AUGMENTATIONS:
@@ -56,12 +71,7 @@ def build_transforms(
             raise ConfigError(f"{option} has {len(values)} values {tuple(values)}; need {channels}")
     if any(s <= 0 for s in std):
         raise ConfigError(f"std {tuple(std)} must be positive")
-    if not train:
-        augment: list[v2.Transform] = [v2.CenterCrop(image_size)]
-    elif augmentation == "contrastive":
-        augment = _contrastive_augmentation(image_size)
-    else:
-        augment = [v2.RandomCrop(image_size), v2.RandomHorizontalFlip()]
+    augment = _augmentation(augmentation, image_size) if train else [v2.CenterCrop(image_size)]
     to_channels = v2.RGB() if channels == 3 else v2.Grayscale(num_output_channels=1)
     return v2.Compose(
         [
@@ -71,6 +81,41 @@ def build_transforms(
             v2.Normalize(mean=list(mean), std=list(std)),
         ]
     )
+
+
+def _augmentation(name: str, image_size: int) -> list[v2.Transform]:
+    crop_and_flip: list[v2.Transform] = [v2.RandomCrop(image_size), v2.RandomHorizontalFlip()]
+    if name == "standard":
+        return crop_and_flip
+    if name == "contrastive":
+        return _contrastive_augmentation(image_size)
+    if name == "randaugment":
+        return [*crop_and_flip, v2.RandAugment()]
+    if name == "trivialaugment":
+        return [*crop_and_flip, v2.TrivialAugmentWide()]
+    light: list[v2.Transform] = [
+        v2.RandomResizedCrop(image_size, scale=(0.7, 1.0), ratio=(0.85, 1.18), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.RandomAffine(degrees=10, translate=(0.05, 0.05))], p=0.5),
+        v2.ColorJitter(brightness=0.15, contrast=0.15),
+    ]
+    if name == "light":
+        return light
+    turns = [v2.RandomVerticalFlip(), v2.RandomChoice([_Turn(k) for k in range(4)])]
+    if name == "orientation-free":
+        return [*light, *turns]
+    return [*light, *turns, v2.ColorJitter(saturation=0.2, hue=0.03)]  # dermoscopy
+
+
+class _Turn(v2.Transform):
+    """A rotation by ``quarters`` × 90°, exact (no interpolation)."""
+
+    def __init__(self, quarters: int) -> None:
+        super().__init__()
+        self.quarters = quarters
+
+    def transform(self, inpt, params):  # noqa: ANN001, ANN201 - torchvision's signature
+        return torch.rot90(inpt, self.quarters, dims=(-2, -1))
 
 
 def _contrastive_augmentation(image_size: int) -> list[v2.Transform]:

@@ -89,18 +89,25 @@ class MemoryBankObjective(Objective):
 
 
 class CrossEntropyObjective(Objective):
-    """Softmax cross entropy on the classifier's logits, optionally class-weighted."""
+    """Softmax cross entropy on the classifier's logits, optionally class-weighted and with
+    label smoothing (the target puts ``label_smoothing`` of its mass evenly on all classes)."""
 
     needs_classifier = True
 
-    def __init__(self, class_weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self, class_weights: torch.Tensor | None = None, *, label_smoothing: float = 0.0
+    ) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights, persistent=False)
+        self.label_smoothing = label_smoothing
 
     def forward(self, embeddings, logits, labels):
         if logits is None:
             raise RuntimeError("CrossEntropyObjective needs a network with a classifier.")
-        return nn.functional.cross_entropy(logits, labels, weight=self.class_weights), {}
+        loss = nn.functional.cross_entropy(
+            logits, labels, weight=self.class_weights, label_smoothing=self.label_smoothing
+        )
+        return loss, {}
 
 
 class LogitLossObjective(Objective):
@@ -157,6 +164,8 @@ class CrossEntropyPlusMetricObjective(Objective):
         metric_loss: nn.Module,
         weight: float = 1.0,
         class_weights: torch.Tensor | None = None,
+        *,
+        label_smoothing: float = 0.0,
     ) -> None:
         is_number = isinstance(weight, int | float) and not isinstance(weight, bool)
         if not (is_number and math.isfinite(weight) and weight >= 0):
@@ -165,7 +174,7 @@ class CrossEntropyPlusMetricObjective(Objective):
                 "the BSTriplet paper uses 1."
             )
         super().__init__()
-        self.cross_entropy = CrossEntropyObjective(class_weights)
+        self.cross_entropy = CrossEntropyObjective(class_weights, label_smoothing=label_smoothing)
         self.metric_loss = metric_loss
         self.weight = weight
 

@@ -64,12 +64,14 @@ def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
 
 def _cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
     context.check_options("ce", ())
-    return CrossEntropyObjective()
+    return CrossEntropyObjective(label_smoothing=context.label_smoothing)
 
 
 def _weighted_cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
     context.check_options("weighted-ce", ())
-    return CrossEntropyObjective(inverse_frequency_weights(context.class_counts))
+    return CrossEntropyObjective(
+        inverse_frequency_weights(context.class_counts), label_smoothing=context.label_smoothing
+    )
 
 
 register_method(

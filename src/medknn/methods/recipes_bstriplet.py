@@ -32,7 +32,9 @@ def _ce_plus_bstriplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjec
             "squared similarities) or false (linear)."
         )
     loss = BSTripletLoss(margin=context.number("ce+bst", "bst_margin", 0.9), squared=squared)
-    return CrossEntropyPlusMetricObjective(loss, context.number("ce+bst", "weight", 1.0))
+    return CrossEntropyPlusMetricObjective(
+        loss, context.number("ce+bst", "weight", 1.0), label_smoothing=context.label_smoothing
+    )
 
 
 def _ce_plus_triplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjective:
@@ -47,6 +49,7 @@ def _ce_plus_triplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjecti
     return CrossEntropyPlusMetricObjective(
         MinedLoss(loss, miners.BatchHardMiner(distance=similarity)),
         context.number("ce+triplet", "weight", 1.0),
+        label_smoothing=context.label_smoothing,
     )
 
 
@@ -58,7 +61,9 @@ def _ce_plus_lifted(context: ObjectiveContext) -> CrossEntropyPlusMetricObjectiv
         neg_margin=context.number("ce+lifted", "neg_margin", 1.0),
         pos_margin=context.number("ce+lifted", "pos_margin", 0.0),
     )
-    return CrossEntropyPlusMetricObjective(loss, context.number("ce+lifted", "weight", 1.0))
+    return CrossEntropyPlusMetricObjective(
+        loss, context.number("ce+lifted", "weight", 1.0), label_smoothing=context.label_smoothing
+    )
 
 
 def _register(

@@ -42,7 +42,7 @@ LDAM_SCALE = 30.0  # s of Cao et al., on the logits of the cosine classifier
 
 def _cross_entropy(context: ObjectiveContext, *, method: str) -> CrossEntropyObjective:
     context.check_options(method, ())
-    return CrossEntropyObjective()
+    return CrossEntropyObjective(label_smoothing=context.label_smoothing)
 
 
 def _focal(context: ObjectiveContext) -> LogitLossObjective:

@@ -31,6 +31,7 @@ class ObjectiveContext:
     options: Mapping[str, Any] = field(default_factory=dict)
     epochs: int | None = None  # the run's length, for schedules such as LDAM's re-weighting
     training_set: TrainingSetEmbedder | None = None
+    label_smoothing: float = 0.0  # for the softmax cross entropy of classifier recipes
 
     def option(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)

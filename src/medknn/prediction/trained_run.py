@@ -65,7 +65,7 @@ class TrainedRun:
                     f"Run {run_dir.path} is unfinished ({needed.name} is missing). "
                     f"Resume it with: medknn train --config {run_dir.config} --out {run_dir.path}"
                 )
-        config = TrainConfig.from_yaml(run_dir.config)
+        config = TrainConfig.load_saved(run_dir.config)
         spec = get_method(config.method)
         class_names = read_json(run_dir.data)["class_names"]
         network = build_network(config, spec, len(class_names), load_weights=False)

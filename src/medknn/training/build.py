@@ -32,6 +32,11 @@ def uses_pretrained(config: TrainConfig) -> bool:
     return config.weights is None and config.backbone.partition(".")[0] == LITE0
 
 
+def starts_pretrained(config: TrainConfig, spec: MethodSpec) -> bool:
+    """Whether the backbone starts from learned weights (ImageNet, a file, another run)."""
+    return uses_pretrained(config) or config.weights is not None or spec.requires_init_from
+
+
 def build_network(
     config: TrainConfig, spec: MethodSpec, num_classes: int, *, load_weights: bool = True
 ) -> EmbeddingNetwork:
@@ -70,7 +75,7 @@ def load_backbone_from_run(network: EmbeddingNetwork, run_path: Path, config: Tr
             f"--init-from {run_path}: no {source.model.name} there; finish training that run first."
         )
     if source.config.exists():
-        other = TrainConfig.from_yaml(source.config)
+        other = TrainConfig.load_saved(source.config)
         if (other.backbone, other.resolved_small_input) != (
             config.backbone,
             config.resolved_small_input,
@@ -106,5 +111,6 @@ def build_objective(
             options=config.method_options,
             epochs=config.epochs,
             training_set=training_set,
+            label_smoothing=config.label_smoothing,
         ),
     )

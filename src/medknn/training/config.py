@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Collection
@@ -17,6 +18,27 @@ from medknn.training.knn_index_options import check_knn_index
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 RESAMPLING = ("none", "oversample")
+SCHEDULES = ("cosine", "step")
+DECISION_METRICS = ("mcr", "accuracy", "macro_f1", "sensitivity_at_specificity")
+TTA_MODES = ("none", "flips", "crops")
+
+# A run's config.yaml written before an option existed trained as if it had these values; a
+# saved config is completed with them (not with today's defaults), so an old run is read back
+# as it was trained, and a benchmark that resumes it sees no change of settings.
+OPTIONS_BEFORE_THE_RECIPE: dict[str, Any] = {
+    "schedule": "step",
+    "warmup_epochs": 0,
+    "backbone_lr_scale": 1.0,
+    "grad_clip": None,
+    "label_smoothing": 0.0,
+    "augmentation": "method",
+    "ema_decay": None,
+    "patience": None,
+    "lp_epochs": 0,
+    "decision_metric": "mcr",
+    "min_specificity": 0.9,
+    "tta": "none",
+}
 
 
 @dataclass
@@ -31,34 +53,46 @@ class TrainConfig:
     test_fraction: float = 0.2
     split_seed: int | None = None  # None: seed; fixed, it keeps one split across seeds
     shots: int | None = None  # few-shot: train on this many images per class (drawn with seed)
-    image_size: int = 28
+    image_size: int = 64
     method: str = "deepknn"
     method_options: dict[str, Any] = field(default_factory=dict)  # a method's own options
     sampler: str | None = None  # None: the method's own; stratified, shuffle, cluster, balanced
     cluster_groups: int = 2  # sampler "cluster": k-means groups per class (BSTriplet paper: 2)
     resample: str = "none"  # "oversample": copy minority images up to the majority's count
-    backbone: str = "resnet18"
+    backbone: str = "tf_efficientnet_lite0"
     pretrained: bool | None = None  # None: ImageNet weights when they ship offline for the backbone
     weights: str | None = None
     small_input: bool | None = None  # None: on for images of 32 px or less
     embedding_dim: int | None = 128
-    epochs: int = 20
+    epochs: int = 12
     stage2_epochs: int | None = None  # two-stage methods (supcon): None = epochs
     stage2_lr: float | None = None  # two-stage methods: the stage-2 classifier's lr; None = lr
     batch_size: int = 90
     classes_per_batch: int = 9
     samples_per_class: int | None = None  # None: batch_size // classes in a batch
-    optimizer: str = "sgd"
-    lr: float = 0.01
+    optimizer: str = "adamw"
+    lr: float = 1e-3  # of the new layers; a pretrained backbone's is lr * backbone_lr_scale
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float = 0.05
+    schedule: str = "cosine"  # cosine decay after linear warm-up, or "step" (× lr_gamma / lr_step)
+    warmup_epochs: int = 1
     lr_step: int = 20
     lr_gamma: float = 0.5
+    backbone_lr_scale: float = 0.1  # only for a backbone that starts from pretrained weights
+    grad_clip: float | None = None  # max global gradient norm
+    label_smoothing: float = 0.1  # softmax methods' cross entropy
+    augmentation: str = "auto"  # a preset of data/transforms.py; "method": the paper's own
+    ema_decay: float | None = 0.998  # weight EMA (timm ModelEmaV3), kept when it validates better
+    patience: int | None = 4  # validations without improvement before stopping; None: never
+    lp_epochs: int = 0  # linear probing: epochs with the backbone frozen before fine-tuning all
     num_positives: int = 5
     num_negatives: int = 5
     margin: float = 0.2
     k_predict: int = 5
     knn_weights: str = "uniform"
+    decision_metric: str = "mcr"  # what the decision rule is chosen for on the validation split
+    min_specificity: float = 0.9  # for decision_metric sensitivity_at_specificity (two classes)
+    tta: str = "none"  # test-time augmentation when scoring: "flips" or "crops"
     knn_index: str = "exact"  # or the approximate "ivf", "hnsw" (faiss; docs/scaling.md)
     knn_index_options: dict[str, Any] = field(default_factory=dict)  # e.g. {nprobe: 32}
     init_from: str | None = None
@@ -112,11 +146,57 @@ class TrainConfig:
             _check_range("stage2_epochs", self.stage2_epochs, 0, 100_000)
         if self.stage2_lr is not None and not self.stage2_lr > 0:
             raise ConfigError(f"stage2_lr={self.stage2_lr} must be positive, e.g. 0.1.")
+        self._check_recipe()
         if self.knn_weights not in ("uniform", "distance"):
             raise ConfigError(f"knn_weights={self.knn_weights!r}: use 'uniform' or 'distance'.")
         check_knn_index(self.knn_index, self.knn_index_options)
         if self.embedding_dim is not None:
             _check_range("embedding_dim", self.embedding_dim, 2, 65_536)
+
+    def _check_recipe(self) -> None:
+        for name, choices in (
+            ("schedule", SCHEDULES),
+            ("decision_metric", DECISION_METRICS),
+            ("tta", TTA_MODES),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(
+                    f"{name}={value!r} is unknown. " + did_you_mean(str(value), choices)
+                )
+        from medknn.data.transforms import AUGMENTATIONS  # torchvision: only when checking
+
+        augmentations = ("auto", "method", *AUGMENTATIONS)
+        if self.augmentation not in augmentations:
+            raise ConfigError(
+                f"augmentation={self.augmentation!r} is unknown. "
+                + did_you_mean(str(self.augmentation), augmentations)
+            )
+        _check_range("warmup_epochs", self.warmup_epochs, 0, 100_000)
+        _check_range("lp_epochs", self.lp_epochs, 0, 100_000)
+        if self.patience is not None:
+            _check_range("patience", self.patience, 1, 100_000, "validations, e.g. 4")
+        if not (math.isfinite(self.backbone_lr_scale) and 0 <= self.backbone_lr_scale <= 1):
+            raise ConfigError(
+                f"backbone_lr_scale={self.backbone_lr_scale} must lie in [0, 1] (0.1 trains a "
+                "pretrained backbone ten times slower than the new layers; 1 at the same rate)."
+            )
+        if self.grad_clip is not None and not (
+            math.isfinite(self.grad_clip) and self.grad_clip > 0
+        ):
+            raise ConfigError(f"grad_clip={self.grad_clip} must be a positive norm, e.g. 1.0.")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(
+                f"label_smoothing={self.label_smoothing} must lie in [0, 1), e.g. 0.1."
+            )
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(
+                f"ema_decay={self.ema_decay} must lie in (0, 1), e.g. 0.998; null turns EMA off."
+            )
+        if not 0 < self.min_specificity < 1:
+            raise ConfigError(
+                f"min_specificity={self.min_specificity} must lie in (0, 1), e.g. 0.9."
+            )
 
     @property
     def resolved_split_seed(self) -> int:
@@ -170,16 +250,15 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"Config file {path} does not exist.")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path} is not valid YAML: {error}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path} must hold a mapping of option: value.")
-        return cls.from_dict(values, source=str(path))
+        """A config file a user wrote: options it leaves out take today's defaults."""
+        return cls.from_dict(_read_mapping(Path(path)), source=str(path))
+
+    @classmethod
+    def load_saved(cls, path: str | Path) -> TrainConfig:
+        """A run's saved ``config.yaml``: options it predates take the values it trained with
+        (``OPTIONS_BEFORE_THE_RECIPE``), not today's defaults."""
+        values = _read_mapping(Path(path))
+        return cls.from_dict({**OPTIONS_BEFORE_THE_RECIPE, **values}, source=str(path))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -188,12 +267,24 @@ class TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
 
+def _read_mapping(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist.")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of option: value.")
+    return values
+
+
 def check_same_settings(
     saved: Path, config: TrainConfig, *, resumable: Collection[str], run: Path
 ) -> None:
     """Refuse to continue the run in ``run`` (whose config is the file ``saved``) with settings
     that differ from ``config`` other than the ``resumable`` ones, listing every change."""
-    previous = TrainConfig.from_yaml(saved).to_dict()
+    previous = TrainConfig.load_saved(saved).to_dict()
     changed = {
         key: (previous.get(key), value)
         for key, value in config.to_dict().items()

@@ -73,9 +73,26 @@ class PreparedData:
             transform = MultiViewTransform(transform, views=views)
         return CachedImageDataset(self.images, self.table.labels, self.indices(part), transform)
 
-    def training_dataset(self, spec: MethodSpec) -> CachedImageDataset:
-        """The training part as ``spec`` trains on it: its augmentation and number of views."""
-        return self.dataset("train", augment=True, augmentation=spec.augmentation, views=spec.views)
+    def training_dataset(
+        self, spec: MethodSpec, augmentation: str | None = None
+    ) -> CachedImageDataset:
+        """The training part as ``spec`` trains on it: ``augmentation`` (default: the method's
+        own) and the method's number of views."""
+        return self.dataset(
+            "train", augment=True, augmentation=augmentation or spec.augmentation, views=spec.views
+        )
+
+
+def training_augmentation(config: TrainConfig, spec: MethodSpec) -> str:
+    """The preset a run augments with: ``"method"`` is the method's paper augmentation;
+    ``"auto"`` keeps a method's own special one (SupCon's contrastive views) and otherwise takes
+    the ``light`` preset; any other value names a preset of ``medknn.data.AUGMENTATIONS``
+    (checked by ``TrainConfig``)."""
+    if config.augmentation == "method":
+        return spec.augmentation
+    if config.augmentation == "auto":
+        return spec.augmentation if spec.augmentation != "standard" else "light"
+    return config.augmentation
 
 
 def prepare_data(

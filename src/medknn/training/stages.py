@@ -40,7 +40,7 @@ def check_split_of_init_run(prepared: PreparedData, config: TrainConfig) -> None
     source = RunDir(Path(config.init_from or ""))
     if not (config.init_from and source.config.exists() and source.split.exists()):
         return
-    other = TrainConfig.from_yaml(source.config)
+    other = TrainConfig.load_saved(source.config)
     if (other.data, other.data_options) != (config.data, config.data_options):
         return  # another data set: a transfer, not a leak
     saved = read_json(source.split)

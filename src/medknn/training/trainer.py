@@ -1,4 +1,5 @@
-"""One training loop for every method: progress, validation, best checkpoint, resume, NaN guard."""
+"""One training loop for every method: progress, validation, best checkpoint, resume, NaN guard;
+weight EMA, early stopping and linear probing before fine-tuning."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from medknn.methods.objectives import Objective
 from medknn.training.checkpoint import load_checkpoint, save_checkpoint
 from medknn.training.config import TrainConfig
 from medknn.training.distributed import DistributedContext
-from medknn.training.optim import build_optimizer, build_scheduler
+from medknn.training.ema import WeightAverage
+from medknn.training.optim import LearningRateSchedule, build_optimizer
 from medknn.training.run_dir import RunDir
 
 Validator = Callable[[nn.Module], dict[str, float]]
@@ -39,6 +41,13 @@ class Trainer:
     ``validate(network) -> metrics`` is injected by the caller (the layers that know how to
     predict); the checkpoint with the best validation MCR becomes ``model.safetensors``. Every
     epoch ends with an atomic ``checkpoints/last.safetensors``, from which ``fit`` resumes.
+
+    With ``config.ema_decay`` an exponential moving average of the weights is validated beside
+    the raw weights, and whichever scores better at an epoch is what that epoch offers as the
+    best model. ``config.patience`` stops training after that many validations without a new
+    best; ``config.lp_epochs`` trains with the backbone frozen first (linear probing, then
+    fine-tuning: LP-FT). ``pretrained_backbone`` lets the backbone learn at
+    ``lr * backbone_lr_scale``.
 
     With ``distributed`` (one process of a torchrun job, ``loader`` yielding this rank's share of
     each global batch), the network trains in DistributedDataParallel and the objective sees the
@@ -57,8 +66,10 @@ class Trainer:
         progress: bool = True,
         console: Console | None = None,
         distributed: DistributedContext | None = None,
+        pretrained_backbone: bool = False,
     ) -> None:
         self.network = network.to(device)
+        self.backbone_always_frozen = bool(getattr(network, "backbone_frozen", False))
         self.objective = objective.to(device)
         self.distributed = distributed
         self.is_main = distributed is None or distributed.is_main
@@ -76,16 +87,25 @@ class Trainer:
         self.validate = validate
         self.progress = progress
         self.console = console or Console(stderr=True)
-        self.optimizer = build_optimizer(config, self.network.parameters())
-        self.scheduler = build_scheduler(config, self.optimizer)
+        self.optimizer = build_optimizer(
+            config, self.network, pretrained_backbone=pretrained_backbone
+        )
+        self.schedule: LearningRateSchedule | None = None  # built when the epoch length is known
+        self.ema = WeightAverage(self.network, config.ema_decay) if config.ema_decay else None
         self.history: list[dict[str, float]] = []
         self.restored_seconds = 0.0  # training time of epochs resumed from a checkpoint
         self.best_score = -math.inf
         self.start_epoch = 0
+        self.updates = 0  # optimiser steps so far, over all epochs
+        self.validations_since_best = 0
+        self.stopped_after: int | None = None  # the epoch after which early stopping ended it
 
     def fit(self, loader: DataLoader) -> list[dict[str, float]]:
+        self.schedule = LearningRateSchedule(self.config, self.optimizer, self._batches(loader))
         self._resume_if_possible()
         for epoch in range(self.start_epoch, self.config.epochs):
+            if self.stopped_after is not None:
+                break
             record = self._train_one_epoch(loader, epoch)
             if (
                 self.validate is not None
@@ -94,12 +114,11 @@ class Trainer:
                     (epoch + 1) % self.config.validate_every == 0 or epoch + 1 == self.config.epochs
                 )
             ):
-                self.network.eval()
-                with torch.no_grad():
-                    scores = self.validate(self.network)
-                    # "train_*" scores describe the training set; the rest the validation set.
-                    record.update({_score_name(k): v for k, v in scores.items()})
-            self.scheduler.step()
+                record.update(self._validated(self.network))
+                if self.ema is not None:
+                    averaged = self._validated(self.ema.module)
+                    record.update({f"ema_{k}": v for k, v in averaged.items()})
+            self.schedule.after_epoch()
             self._end_epoch(epoch, record)
         if not self.is_main:
             return self.history
@@ -108,7 +127,30 @@ class Trainer:
         atomic_write_json(self.run_dir.history, self.history)
         return self.history
 
+    def _validated(self, network: nn.Module) -> dict[str, float]:
+        network.eval()
+        with torch.no_grad():
+            scores = self.validate(network)
+        # "train_*" scores describe the training set; the rest the validation set.
+        return {_score_name(k): v for k, v in scores.items()}
+
+    def _batches(self, loader: DataLoader) -> int:
+        total = len(loader)
+        if self.config.max_batches_per_epoch is not None:
+            total = min(total, self.config.max_batches_per_epoch)
+        return total
+
+    def _set_backbone_frozen_for(self, epoch: int) -> None:
+        """Linear probing first: the backbone is frozen during the first ``lp_epochs`` epochs
+        (a method that always freezes it, such as the linear probe, keeps it frozen)."""
+        if self.config.lp_epochs == 0 or self.backbone_always_frozen:
+            return
+        frozen = epoch < self.config.lp_epochs
+        self.network.backbone.requires_grad_(not frozen)
+        self.network.backbone_frozen = frozen
+
     def _train_one_epoch(self, loader: DataLoader, epoch: int) -> dict[str, float]:
+        self._set_backbone_frozen_for(epoch)
         self.network.train()
         if self.distributed is not None:
             self.distributed.seed_epoch(self.config.seed, epoch)
@@ -117,9 +159,7 @@ class Trainer:
             batch_sampler.set_epoch(epoch)
         if hasattr(self.objective, "set_epoch"):  # schedules such as deferred re-weighting
             self.objective.set_epoch(epoch)
-        total_batches = len(loader)
-        if self.config.max_batches_per_epoch is not None:
-            total_batches = min(total_batches, self.config.max_batches_per_epoch)
+        total_batches = self._batches(loader)
         loss_sum, images, batches, stat_sums = 0.0, 0, 0, {}
         started = time.perf_counter()
         # E.g. re-embedding the training set into a bank: part of the epoch's time.
@@ -145,7 +185,13 @@ class Trainer:
                     self._stop_on_nan(epoch, step)
                 self.optimizer.zero_grad(set_to_none=True)
                 self._backward(loss)
+                if self.config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(self.network.parameters(), self.config.grad_clip)
                 self.optimizer.step()
+                self.updates += 1
+                self.schedule.after_update(self.updates)
+                if self.ema is not None:
+                    self.ema.update(self.network, self.updates)
                 loss_sum += loss.item() * len(labels)
                 images += len(labels)
                 batches += 1
@@ -157,7 +203,7 @@ class Trainer:
         record = {
             "epoch": epoch + 1,
             "loss": loss_sum / max(images, 1),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.optimizer.param_groups[-1]["lr"],  # the new layers' rate
             "seconds": seconds,
             "images_per_second": images / seconds if seconds > 0 else 0.0,
         }
@@ -195,27 +241,53 @@ class Trainer:
         self.history.append(record)
         if not self.is_main:
             return
-        score = record.get(f"val_{SELECTION_METRIC}")
-        # Without a validation set the final weights are kept; with one, only a validated
-        # epoch that beats the best so far replaces model.safetensors.
+        score, weights = self._epoch_score(record)
+        # Without a validation set the final weights are kept (the average's, with EMA); with
+        # one, only a validated epoch that beats the best so far replaces model.safetensors.
         if self.validate is None or (score is not None and score > self.best_score):
             self.best_score = score if score is not None else self.best_score
             record["best"] = 1.0
-            atomic_save_tensors(self.network.state_dict(), self.run_dir.model)
-        save_checkpoint(
-            self.run_dir.last_checkpoint,
-            {
-                "epoch": epoch + 1,
-                "model": self.network.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "history": self.history,
-                "best_score": None if math.isinf(self.best_score) else self.best_score,
-            },
-        )
+            record["best_is_ema"] = float(weights is not self.network)
+            self.validations_since_best = 0
+            atomic_save_tensors(weights.state_dict(), self.run_dir.model)
+        elif score is not None:
+            self.validations_since_best += 1
+            patience = self.config.patience
+            if patience is not None and self.validations_since_best >= patience:
+                self.stopped_after = epoch + 1
+                record["stopped_early"] = 1.0
+        state = {
+            "epoch": epoch + 1,
+            "updates": self.updates,
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.schedule.state_dict(),
+            "rng": torch.get_rng_state(),
+            "history": self.history,
+            "best_score": None if math.isinf(self.best_score) else self.best_score,
+            "validations_since_best": self.validations_since_best,
+            "stopped_after": self.stopped_after,
+        }
+        if self.ema is not None:
+            state["ema"] = self.ema.module.state_dict()
+        save_checkpoint(self.run_dir.last_checkpoint, state)
         atomic_write_json(self.run_dir.history, self.history)
         self._log(_describe(record))
+        if self.stopped_after is not None:
+            self._log(
+                f"stopping early after epoch {epoch + 1}: no better validation "
+                f"{SELECTION_METRIC} in {self.validations_since_best} validations "
+                f"(patience {self.config.patience}); the best was {self.best_score:.4f}"
+            )
+
+    def _epoch_score(self, record: dict[str, float]) -> tuple[float | None, nn.Module]:
+        """The epoch's validation score and the weights that reached it: the average's only
+        when it validated better than the raw weights (unvalidated, the raw ones are kept)."""
+        raw = record.get(f"val_{SELECTION_METRIC}")
+        averaged = record.get(f"ema_val_{SELECTION_METRIC}")
+        if self.ema is not None and raw is not None and averaged is not None and averaged > raw:
+            return averaged, self.ema.module
+        return raw, self.network
 
     def _resume_if_possible(self) -> None:
         if not self.run_dir.last_checkpoint.exists():
@@ -223,14 +295,19 @@ class Trainer:
         state = load_checkpoint(self.run_dir.last_checkpoint)
         self.network.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and "ema" in state:
+            self.ema.module.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng"])
         self.history = list(state["history"])
         self.restored_seconds = float(sum(r.get("seconds", 0.0) for r in self.history))
         best = state["best_score"]
         self.best_score = -math.inf if best is None else best
         self.start_epoch = int(state["epoch"])
-        if self.start_epoch < self.config.epochs:
+        self.updates = int(state.get("updates", 0))
+        self.schedule.resume(state["scheduler"], self.updates)
+        self.validations_since_best = int(state.get("validations_since_best", 0))
+        self.stopped_after = state.get("stopped_after")
+        if self.start_epoch < self.config.epochs and self.stopped_after is None:
             self._log(
                 f"resuming after epoch {self.start_epoch} from {self.run_dir.last_checkpoint}"
             )
