@@ -52,9 +52,25 @@ def test_predict_files_gives_labels_probabilities_and_nearest_training_cases(
         assert all(CLASS_NAMES[n.label] == n.class_name for n in neighbours)
         distances = [n.distance for n in neighbours]
         assert distances == sorted(distances) and distances[0] >= 0
-        # kNN rule: probabilities are the neighbours' vote fractions.
+        # The decision rule chosen on validation votes with its own K_p among these cases.
+        rule = run.decision
+        assert rule is not None and rule.kind == "knn"
+        nearest = sorted(neighbours, key=lambda n: n.distance)
+        if rule.k <= len(nearest):
+            expected = rule.knn_proba(
+                np.array([[n.distance for n in nearest]]), np.array([[n.label for n in nearest]])
+            )[0]
+            assert list(prediction.probabilities.values()) == pytest.approx(expected.tolist())
+
+
+def test_a_plain_run_gives_the_neighbours_vote_fractions(
+    train_tiny: Callable, tmp_path: Path, png_files: list[Path]
+) -> None:
+    run = train_tiny(tmp_path / "plain", method="deepknn", decision="plain")
+    assert run.decision is None
+    for prediction in run.predict_files(png_files):
         for name in CLASS_NAMES:
-            votes = sum(n.class_name == name for n in neighbours)
+            votes = sum(n.class_name == name for n in prediction.neighbours)
             assert prediction.probabilities[name] == pytest.approx(votes / 3)
 
 

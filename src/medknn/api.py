@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from medknn.errors import ConfigError
-from medknn.evaluation import PartOutputs, evaluate_network, with_embedding_quality
+from medknn.evaluation import PartOutputs
 from medknn.io import atomic_write_json, read_json
 from medknn.prediction import Prediction, TrainedRun
 from medknn.reports import write_benchmark_report, write_run_plots
 from medknn.run_report import write_report
-from medknn.run_training import as_config, train
+from medknn.run_training import as_config, score_part, train
 from medknn.training import RunDir
 from medknn.training.device import resolve_device
 from medknn.training.prepare import prepare_data
@@ -36,10 +36,15 @@ def evaluate(
     thumbnails: bool = False,
     report: bool = False,
     progress: bool = True,
+    decide: bool = False,
+    tta: str | None = None,
 ) -> dict[str, Any]:
-    """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test);
-    ``plots=True`` also writes the confusion matrix, ROC curves and a t-SNE map of the
-    embeddings to ``RUN/plots/`` (``thumbnails=True`` adds the map drawn with the images);
+    """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test)
+    with its decision rule and test-time augmentation; ``decide=True`` first chooses the
+    decision rule on the validation split (``RUN/decision.json``, e.g. for a run trained with
+    ``decision: plain``); ``tta`` overrides the run's test-time augmentation. ``plots=True``
+    also writes the confusion matrix, ROC curves and a t-SNE map of the embeddings to
+    ``RUN/plots/`` (``thumbnails=True`` adds the map drawn with the images);
     ``report=True`` writes the HTML report (:func:`report`; its path in ``metrics["report"]``)."""
     trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     if part not in ("train", "val", "test"):
@@ -48,18 +53,19 @@ def evaluate(
     prepared = prepared.normalized_for(*trained.normalization())
     device = resolve_device(trained.config.device)
     trained.network.to(device)
-    metrics, outputs = evaluate_network(
+    config = trained.config if tta is None else trained.config.replace(tta=tta)
+    metrics, outputs = score_part(
         trained.network,
         trained.spec,
         prepared,
+        trained.knn,
+        config,
+        trained.run_dir,
         part,
-        knn=trained.knn,
         device=device,
         progress=progress,
+        decide=decide,
     )
-    metrics["method"] = trained.config.method
-    metrics["seed"] = trained.config.seed
-    with_embedding_quality(metrics, outputs, trained.knn)
     outputs.save(trained.run_dir.outputs(part))
     if part == "test":
         atomic_write_json(trained.run_dir.metrics, metrics)

@@ -15,7 +15,7 @@ from medknn.errors import ConfigError, RunLockedError
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method
 from medknn.reports import csv_table, markdown_table, summarize, write_benchmark_report
-from medknn.reports.tables import DEFAULT_COLUMNS, EMBEDDING_COLUMNS
+from medknn.reports.tables import DEFAULT_COLUMNS, OPTIONAL_COLUMNS
 from medknn.training import RunDir, TrainConfig
 
 # deep kNN* fine-tunes the weighted-CE network of the same seed (the paper's Table 2).
@@ -127,7 +127,9 @@ def run_benchmark(
                     "run": str(run_path),
                 }
             )
-    reported = [c for c in EMBEDDING_COLUMNS if any(c in r["metrics"] for r in records)]
+    reported = [
+        c for c in OPTIONAL_COLUMNS if any(r["metrics"].get(c) is not None for r in records)
+    ]
     columns = (*DEFAULT_COLUMNS, *reported)
     rows = summarize(records, columns)
     result = BenchmarkResult(

@@ -3,10 +3,11 @@ Trainer (under DDP when started by torchrun), then the kNN index and the test sc
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from torch.utils.data import DataLoader
 
 from medknn.errors import ConfigError
 from medknn.evaluation import (
+    PartOutputs,
     evaluate_network,
+    fit_decision_rule,
     fit_knn_on_training_set,
     make_validator,
     with_embedding_quality,
@@ -30,7 +33,8 @@ from medknn.io import (
 )
 from medknn.methods import MethodSpec, TrainingSetEmbedder, get_method
 from medknn.models import backbone_normalization
-from medknn.prediction import TrainedRun, compute_outputs
+from medknn.prediction import KNNClassifier, TrainedRun, compute_outputs
+from medknn.prediction.decision import DecisionRule
 from medknn.training import RunDir, TrainConfig, Trainer, run_lock
 from medknn.training.batches import build_batch_sampler
 from medknn.training.build import build_network, build_objective, starts_pretrained
@@ -45,6 +49,9 @@ from medknn.training.prepare import (
     training_augmentation,
 )
 from medknn.training.stages import check_split_of_init_run, next_stage_config
+
+# The metrics of the method's plain rule kept beside those of its decision rule.
+PLAIN_METRICS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {
@@ -272,24 +279,73 @@ def _finish(job: _Job, started: float) -> None:
         progress=job.progress,
     )
     knn.save(run_dir.knn)
-    metrics, outputs = evaluate_network(
+    metrics, outputs = score_part(
         job.network,
         job.spec,
         job.prepared,
+        knn,
+        config,
+        run_dir,
         "test",
-        knn=knn,
         device=job.device,
         progress=job.progress,
+        decide=config.decision == "validated",
     )
-    with_embedding_quality(metrics, outputs, knn)
     outputs.save(run_dir.outputs("test"))
-    metrics["method"] = config.method
-    metrics["seed"] = config.seed
     atomic_write_json(run_dir.metrics, metrics)
     atomic_write_json(
         run_dir.status,
         {"status": "complete", "wall_seconds": round(time.perf_counter() - started, 1)},
     )
+
+
+def score_part(
+    network: torch.nn.Module,
+    spec: MethodSpec,
+    prepared: PreparedData,
+    knn: KNNClassifier,
+    config: TrainConfig,
+    run_dir: RunDir,
+    part: str,
+    *,
+    device: torch.device | str,
+    progress: bool,
+    decide: bool,
+) -> tuple[dict, PartOutputs]:
+    """Score ``part`` with the run's decision rule (first chosen on the validation split and
+    saved as ``RUN/decision.json`` when ``decide``) and test-time augmentation. With a decision
+    rule, ``metrics["plain"]`` holds the headline metrics of the method's plain rule."""
+    decision = DecisionRule.load(run_dir.path)
+    if decide:
+        decision = fit_decision_rule(
+            network, spec, prepared, knn, config, device=device, progress=progress
+        )
+        if decision is not None:
+            decision.save(run_dir.path)
+    metrics, outputs = evaluate_network(
+        network,
+        spec,
+        prepared,
+        part,
+        knn=knn,
+        device=device,
+        progress=progress,
+        decision=decision,
+        tta=config.tta,
+    )
+    with_embedding_quality(metrics, outputs, knn)
+    if decision is not None:
+        plain, _ = evaluate_network(network, spec, prepared, part, knn=knn, device=device)
+        metrics["plain"] = {key: plain[key] for key in PLAIN_METRICS}
+        metrics["decision"] = asdict(decision) | {"temperature": _finite(decision.temperature)}
+    metrics["tta"] = config.tta
+    metrics["method"] = config.method
+    metrics["seed"] = config.seed
+    return metrics, outputs
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isinf(value) else value
 
 
 def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:

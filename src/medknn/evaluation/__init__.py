@@ -1,5 +1,6 @@
 """Evaluation: metrics, and scoring a network with its method's prediction rule."""
 
+from medknn.evaluation.decision_choice import fit_decision_rule
 from medknn.evaluation.embedding_quality import embedding_quality, leave_one_out_knn_accuracy
 from medknn.evaluation.evaluate import (
     PartOutputs,
@@ -17,6 +18,7 @@ __all__ = [
     "embedding_quality",
     "leave_one_out_knn_accuracy",
     "evaluate_network",
+    "fit_decision_rule",
     "fit_knn_on_training_set",
     "frequency_groups",
     "grouped_f1",

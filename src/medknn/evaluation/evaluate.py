@@ -15,6 +15,7 @@ from medknn.io import atomic_write_bytes
 from medknn.methods import MethodSpec
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier, compute_outputs, predict_with_rule
+from medknn.prediction.decision import DecisionRule
 from medknn.training.prepare import Part, PreparedData
 
 
@@ -80,17 +81,21 @@ def evaluate_network(
     knn: KNNClassifier | None,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    decision: DecisionRule | None = None,
+    tta: str = "none",
 ) -> tuple[dict, PartOutputs]:
-    """``(metrics, outputs)`` for ``part`` under the method's rule."""
+    """``(metrics, outputs)`` for ``part`` under the method's rule, adjusted by the run's
+    ``decision`` rule if it has one, with test-time augmentation ``tta``."""
     embeddings, logits = compute_outputs(
         network,
         prepared.dataset(part, augment=False),
         device=device,
         progress=progress,
         description=f"embedding {part} set",
+        tta=tta,
     )
     predicted, proba = predict_with_rule(
-        spec.prediction, knn=knn, embeddings=embeddings, logits=logits
+        spec.prediction, knn=knn, embeddings=embeddings, logits=logits, decision=decision
     )
     labels = prepared.labels(part)
     metrics = classification_metrics(

@@ -37,7 +37,7 @@ def classification_metrics(
     rest, TP/(TP+FN) and TN/(TN+FP), averaged over the classes where each is defined
     (``sensitivity`` then equals ``mcr``). With two classes both averages equal ``mcr``; a
     clinical "sensitivity/specificity of the disease" is that class's ``recall`` and
-    ``specificity`` in ``per_class``.
+    ``specificity`` in ``per_class``. ``ece``: expected calibration error of ``proba``.
     With ``train_counts``, ``f1_majority``, ``f1_middle`` and ``f1_minority`` are the mean F1 of
     the classes grouped by training count (``frequency_groups`` names them; see
     :func:`~medknn.evaluation.frequency_groups.frequency_groups`), None for an empty group.
@@ -76,6 +76,7 @@ def classification_metrics(
         "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
         **groups,
         "auc": _macro_auc(y_true, proba, num_classes, present),
+        "ece": None if proba is None else expected_calibration_error(y_true, y_pred, proba),
         "sensitivity": float(recall[present].mean()),
         "specificity": float(np.nanmean(specificity)),
         "per_class": {
@@ -90,6 +91,21 @@ def classification_metrics(
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=all_classes).tolist(),
     }
+
+
+def expected_calibration_error(
+    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray, bins: int = 15
+) -> float:
+    """ECE (Guo et al. 2017): over 15 equal-width bins of the predicted class's probability,
+    the case-weighted mean gap between that confidence and the accuracy in the bin."""
+    confidence = np.asarray(proba)[np.arange(len(y_pred)), y_pred]
+    correct = (np.asarray(y_true) == np.asarray(y_pred)).astype(np.float64)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in np.unique(which):
+        members = which == b
+        gap += members.sum() * abs(confidence[members].mean() - correct[members].mean())
+    return float(gap / len(y_true))
 
 
 def _frequency_group_f1(f1: np.ndarray, train_counts: np.ndarray, class_names: list[str]) -> dict:

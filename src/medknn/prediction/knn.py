@@ -109,17 +109,19 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         """The training embeddings, (N, D) float32, read back from the index (a copy)."""
         return stored_vectors(self.index_)
 
-    def kneighbors(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Distances (non-squared Euclidean, ascending) and training indices, both (Q, k)."""
+    def kneighbors(
+        self, queries: np.ndarray, n_neighbors: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Distances (non-squared Euclidean, ascending) and training indices, both (Q, k), for
+        k = ``n_neighbors`` (default: the classifier's), at most the number of training cases."""
         queries = self._check_queries(queries)
-        squared, indices = self.index_.search(queries, self.n_neighbors)
+        k = min(n_neighbors or self.n_neighbors, len(self.labels_))
+        squared, indices = self.index_.search(queries, k)
         short = (indices < 0).any(axis=1)
         if short.any():
             # An approximate index returns -1 when the cells or graph nodes it visited held
             # fewer than k cases; those queries are searched exactly.
-            squared[short], indices[short] = faiss.knn(
-                queries[short], self.embeddings_, self.n_neighbors
-            )
+            squared[short], indices[short] = faiss.knn(queries[short], self.embeddings_, k)
         # faiss returns squared L2 from a dot-product expansion: it can dip just below 0.
         return np.sqrt(np.maximum(squared, 0.0)), indices
 
@@ -134,9 +136,10 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         tied = votes == votes.max(axis=1, keepdims=True)
         return np.where(tied, summed_distance, np.inf).argmin(axis=1)
 
-    def explain(self, queries: np.ndarray) -> list[list[Neighbour]]:
-        """The nearest training cases of each query, nearest first."""
-        distances, indices = self.kneighbors(queries)
+    def explain(self, queries: np.ndarray, n_neighbors: int | None = None) -> list[list[Neighbour]]:
+        """The nearest training cases of each query, nearest first (``n_neighbors`` of them,
+        default: the classifier's)."""
+        distances, indices = self.kneighbors(queries, n_neighbors)
         return [
             [
                 Neighbour(

@@ -13,6 +13,8 @@ from medknn.errors import ConfigError, DataError
 from medknn.io import load_tensors, read_json
 from medknn.methods import MethodSpec, get_method
 from medknn.models import EmbeddingNetwork, backbone_normalization
+from medknn.prediction.decision import DecisionRule
+from medknn.prediction.embed import network_outputs
 from medknn.prediction.knn import KNNClassifier, Neighbour
 from medknn.prediction.rules import predict_with_rule
 from medknn.training.build import build_network
@@ -42,6 +44,7 @@ class TrainedRun:
         network: EmbeddingNetwork,
         knn: KNNClassifier,
         class_names: list[str],
+        decision: DecisionRule | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.config = config
@@ -49,6 +52,9 @@ class TrainedRun:
         self.network = network.eval()
         self.knn = knn
         self.class_names = class_names
+        self.decision = decision
+        self.tta = config.tta  # test-time augmentation of predict_*; may be changed
+
 
     @property
     def path(self) -> Path:
@@ -70,7 +76,10 @@ class TrainedRun:
         class_names = read_json(run_dir.data)["class_names"]
         network = build_network(config, spec, len(class_names), load_weights=False)
         network.load_state_dict(load_tensors(run_dir.model))
-        return cls(run_dir, config, spec, network, KNNClassifier.load(run_dir.knn), class_names)
+        knn = KNNClassifier.load(run_dir.knn)
+        return cls(
+            run_dir, config, spec, network, knn, class_names, DecisionRule.load(run_dir.path)
+        )
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return backbone_normalization(self.network.backbone)
@@ -82,12 +91,17 @@ class TrainedRun:
         transform = build_transforms(self.config.image_size, train=False, mean=mean, std=std)
         batch = torch.stack([transform(torch.from_numpy(im).permute(2, 0, 1)) for im in images])
         device = next(self.network.parameters()).device
-        embeddings, logits = self.network(batch.to(device))
+        embeddings, logits = network_outputs(self.network, batch.to(device), self.tta)
         embeddings = embeddings.float().cpu().numpy()
         logits = None if logits is None else logits.float().cpu().numpy()
         labels, proba = predict_with_rule(
-            self.spec.prediction, knn=self.knn, embeddings=embeddings, logits=logits
+            self.spec.prediction,
+            knn=self.knn,
+            embeddings=embeddings,
+            logits=logits,
+            decision=self.decision,
         )
+        # The evidence is the run's k_predict nearest cases, whatever K_p the rule votes with.
         evidence = self.knn.explain(embeddings)
         return [
             Prediction(

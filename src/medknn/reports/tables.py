@@ -18,6 +18,7 @@ METRIC_LABELS = {
     "f1_middle": "F1 middle",
     "f1_minority": "F1 minority",
     "auc": "AUC",
+    "ece": "ECE",
     "knn_bac": "kNN BAC",
     "silhouette": "silhouette",
     "davies_bouldin": "Davies-Bouldin",
@@ -25,7 +26,9 @@ METRIC_LABELS = {
 DEFAULT_COLUMNS = ("accuracy", "mcr", "rs", "macro_f1", "auc")
 # Embedding-quality metrics (evaluation/embedding_quality.py), shown when runs report them.
 EMBEDDING_COLUMNS = ("knn_bac", "silhouette", "davies_bouldin")
-LOWER_IS_BETTER = frozenset({"davies_bouldin"})
+# Shown when runs report them: expected calibration error (runs of decision-rule medknn).
+OPTIONAL_COLUMNS = ("ece", *EMBEDDING_COLUMNS)
+LOWER_IS_BETTER = frozenset({"davies_bouldin", "ece"})
 
 
 def summarize(results: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS) -> list[dict]:

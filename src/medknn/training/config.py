@@ -19,6 +19,7 @@ from medknn.training.knn_index_options import check_knn_index
 OPTIMIZERS = ("sgd", "adam", "adamw")
 RESAMPLING = ("none", "oversample")
 SCHEDULES = ("cosine", "step")
+DECISIONS = ("validated", "plain")
 DECISION_METRICS = ("mcr", "accuracy", "macro_f1", "sensitivity_at_specificity")
 TTA_MODES = ("none", "flips", "crops")
 
@@ -35,6 +36,7 @@ OPTIONS_BEFORE_THE_RECIPE: dict[str, Any] = {
     "ema_decay": None,
     "patience": None,
     "lp_epochs": 0,
+    "decision": "plain",
     "decision_metric": "mcr",
     "min_specificity": 0.9,
     "tta": "none",
@@ -90,6 +92,7 @@ class TrainConfig:
     margin: float = 0.2
     k_predict: int = 5
     knn_weights: str = "uniform"
+    decision: str = "validated"  # "plain": the method's own rule (majority vote, argmax)
     decision_metric: str = "mcr"  # what the decision rule is chosen for on the validation split
     min_specificity: float = 0.9  # for decision_metric sensitivity_at_specificity (two classes)
     tta: str = "none"  # test-time augmentation when scoring: "flips" or "crops"
@@ -156,6 +159,7 @@ class TrainConfig:
     def _check_recipe(self) -> None:
         for name, choices in (
             ("schedule", SCHEDULES),
+            ("decision", DECISIONS),
             ("decision_metric", DECISION_METRICS),
             ("tta", TTA_MODES),
         ):
