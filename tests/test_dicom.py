@@ -13,7 +13,7 @@ from pydicom.data import get_testdata_file
 
 import medknn
 from medknn.data import DicomOptions, decode_dicom, load_dataset, read_image_bytes
-from medknn.errors import ConfigError, DataError
+from medknn.errors import ConfigError, DataError, ImageTooLargeError
 
 
 def shipped(name: str) -> Path:
@@ -140,9 +140,9 @@ def test_bad_window_option() -> None:
 def test_uploaded_bytes_are_recognised_by_content_and_pixel_limited() -> None:
     data = shipped("MR_small.dcm").read_bytes()
     assert read_image_bytes(data, 32).shape == (32, 32, 1)
-    with pytest.raises(DataError, match="more than the limit"):
+    with pytest.raises(ImageTooLargeError, match="more than the limit"):
         read_image_bytes(data, 32, max_pixels=1000)  # 64×64 = 4096 pixels
-    with pytest.raises(DataError, match="send a PNG, JPEG or DICOM"):
+    with pytest.raises(DataError, match="not a PNG, JPEG or DICOM image"):
         read_image_bytes(b"not an image at all" * 20, 32)
     png = io.BytesIO()
     Image.fromarray(np.zeros((50, 40, 3), np.uint8)).save(png, format="PNG")

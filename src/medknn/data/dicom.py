@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from medknn.errors import ConfigError, DataError
+from medknn.errors import ConfigError, DataError, ImageTooLargeError
 
 if TYPE_CHECKING:  # pydicom itself is imported when a DICOM file is read
     from pydicom import Dataset
@@ -215,7 +215,7 @@ def decode_dicom(
     dataset = _read_dataset(source, name)
     rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
     if max_pixels is not None and rows * columns > max_pixels:
-        raise DataError(
+        raise ImageTooLargeError(
             f"DICOM image {name} is {columns}×{rows} pixels, more than the limit of {max_pixels}"
         )
     frames = int(dataset.get("NumberOfFrames", 1) or 1)

@@ -12,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from medknn.data.cache import fit_square
 from medknn.data.dicom import DicomOptions, decode_dicom
 from medknn.data.table import FileImageReader, to_l_or_rgb
-from medknn.errors import DataError
+from medknn.errors import DataError, ImageTooLargeError
 
 _DEFAULT_DICOM = DicomOptions()
 
@@ -52,14 +52,16 @@ def read_image_bytes(
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
             if max_pixels is not None and width * height > max_pixels:
-                raise DataError(
+                raise ImageTooLargeError(
                     f"{name} is {width}×{height} pixels, more than the limit of {max_pixels}"
                 )
             if opened.format == "JPEG":
                 opened.draft(opened.mode, (size, size))
             image = ImageOps.exif_transpose(opened)
             image.load()
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError) as error:
+    except UnidentifiedImageError:
+        raise DataError(f"{name} is not a PNG, JPEG or DICOM image (or is damaged)") from None
+    except (OSError, Image.DecompressionBombError, SyntaxError) as error:
         raise DataError(
             f"cannot read {name} as an image ({type(error).__name__}: {error}); "
             "send a PNG, JPEG or DICOM file"
