@@ -65,10 +65,12 @@ function image(src, caseId, caption, className) {
 function neighbourList(neighbours) {
   const list = el("div", { class: "neighbours" });
   neighbours.forEach((n, rank) => {
-    const caption = `${rank + 1}. ${n.label} · d = ${n.distance.toFixed(3)}`;
     const figure = el("figure", { class: "neighbour", "data-label": n.label }, [
       image(n.thumbnail, n.id, `${n.id} — ${n.label}, distance ${n.distance.toFixed(4)}`),
-      el("figcaption", { text: caption }),
+      el("figcaption", {}, [
+        el("span", { class: "neighbour-label", text: `${rank + 1}. ${n.label}` }),
+        el("span", { class: "muted", text: `d = ${n.distance.toFixed(3)}` }),
+      ]),
     ]);
     list.append(figure);
   });
