@@ -227,3 +227,31 @@ def test_a_dicom_run_writes_no_patient_name_or_id(
         assert not leaked, f"{path} contains {leaked}"
     output = capsys.readouterr()
     assert not any(s.decode() in output.out + output.err for s in secrets)
+
+
+def test_a_voi_lut_sequence_is_applied(tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    dataset = pydicom.dcmread(shipped("MR_small.dcm"))  # values 127..2145, no rescale
+    lut = Dataset()
+    lut.LUTDescriptor = [4096, 0, 12]
+    # A reversed ramp: obviously not what the window would give.
+    lut.add_new("LUTData", "US", list(range(4095, -1, -1)))
+    dataset.VOILUTSequence = Sequence([lut])
+    dataset.save_as(tmp_path / "voi.dcm")
+    values = dataset.pixel_array.astype(np.float64)
+    expected = np.rint((4095 - values) / 4095 * 255)
+    assert np.abs(decoded(tmp_path / "voi.dcm") - expected).max() <= 1
+    # An explicit window overrides the file's VOI LUT.
+    assert (
+        np.abs(decoded(tmp_path / "voi.dcm", "600,1600") - decoded(shipped("MR_small.dcm"))).max()
+        <= 1
+    )
+
+
+def test_baseline_jpeg_dicom_decodes_to_rgb_without_optional_decoders() -> None:
+    image = decode_dicom(shipped("SC_rgb_jpeg_dcmtk.dcm"))  # YBR_FULL JPEG, through Pillow
+    reference = np.asarray(decode_dicom(shipped("SC_rgb_rle.dcm")), dtype=np.int64)
+    assert image.mode == "RGB"
+    assert np.abs(np.asarray(image, dtype=np.int64) - reference).mean() < 8  # lossy JPEG
