@@ -23,11 +23,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-# The HTML-report test loads the pages in headless Chromium: Debian's package, installed once
-# (CI runs as root on Debian).
+# The HTML-report test loads the pages in headless Chromium, and the `medknn serve` test drives
+# it with Selenium through chromedriver: Debian's packages, installed once (CI runs as root on
+# Debian).
 chromium:
-	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		chromium chromium-driver >/dev/null; }
 
 # Passive OpenMP threads: spinning ones slow torch and faiss many-fold when another process
 # shares the cores (measured in docs/benchmarks/bench_knn_search.md).

@@ -154,3 +154,11 @@ def png_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
         Image.fromarray(class_images(np.full(1, label), 32, rng)[0]).save(path)
         paths.append(path)
     return paths
+
+
+@pytest.fixture(scope="session")
+def serve_service(deepknn_run: Path) -> Any:
+    """The ``medknn serve`` service of ``deepknn_run``, loaded once (tests must not change it)."""
+    from medknn.serve import CaseService
+
+    return CaseService.load(deepknn_run)

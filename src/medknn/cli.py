@@ -241,6 +241,36 @@ def predict(
 
 @app.command()
 @friendly
+def serve(
+    run: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless needed.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MEDKNN_SERVE_TOKEN",
+            help="Require 'Authorization: Bearer TOKEN' on the API (or set MEDKNN_SERVE_TOKEN).",
+        ),
+    ] = None,
+) -> None:
+    """Serve a web page and JSON API: an uploaded image's class and nearest training cases."""
+    from medknn.serve import CaseService, is_loopback, run_server  # FastAPI only when serving
+
+    if not is_loopback(host):
+        err_console.print(
+            f"[bold yellow]warning:[/] binding {host}: other machines can reach this server"
+            + ("" if token else "; set --token so that only those who know it can use it"),
+            highlight=False,
+        )
+    service = CaseService.load(run, progress=True)
+    err_console.print(f"medknn serve: http://{host}:{port}/  (Ctrl+C stops)", highlight=False)
+    run_server(service, host=host, port=port, token=token)
+
+
+@app.command()
+@friendly
 def benchmark(
     out: Annotated[Path, typer.Option(help="Directory for the runs and the results table.")],
     config: ConfigFile = None,

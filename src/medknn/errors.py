@@ -14,6 +14,10 @@ class DataError(MedknnError):
     """Missing or malformed data: paths, images, CSV columns, labels."""
 
 
+class ImageTooLargeError(DataError):
+    """An image with more pixels than a limit allows (refused before its pixels are decoded)."""
+
+
 class ConfigError(MedknnError):
     """An invalid option value or an unknown name (method, backbone, dataset)."""
 

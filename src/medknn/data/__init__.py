@@ -12,9 +12,10 @@ from medknn.data.catalog import (
 )
 from medknn.data.cluster_sampler import ClusterBatchSampler, thumbnail_features
 from medknn.data.dataset import CachedImageDataset
+from medknn.data.dicom import DICOM_EXTENSIONS, DicomOptions, decode_dicom, dicom_options
 from medknn.data.download import download_file
 from medknn.data.few_shot import few_shot_indices
-from medknn.data.image_file import read_image_file
+from medknn.data.image_file import read_image_bytes, read_image_file
 from medknn.data.resample import oversample_indices
 from medknn.data.samplers import StratifiedBatchSampler
 from medknn.data.shuffle_sampler import ShuffledBatchSampler
@@ -38,6 +39,7 @@ __all__ = [
     "CACHE_ENV_VAR",
     "DATASETS",
     "DATA_ENV_VAR",
+    "DICOM_EXTENSIONS",
     "IMAGE_EXTENSIONS",
     "STRATEGIES",
     "ArrayImageReader",
@@ -45,6 +47,7 @@ __all__ = [
     "ClassBalancedBatchSampler",
     "ClusterBatchSampler",
     "DatasetInfo",
+    "DicomOptions",
     "FileImageReader",
     "ImageReader",
     "ImageTable",
@@ -53,8 +56,10 @@ __all__ = [
     "Split",
     "StratifiedBatchSampler",
     "build_transforms",
+    "decode_dicom",
     "decode_images",
     "default_cache_dir",
+    "dicom_options",
     "download_file",
     "few_shot_indices",
     "fit_square",
@@ -65,6 +70,7 @@ __all__ = [
     "load_medmnist_npz",
     "make_split",
     "oversample_indices",
+    "read_image_bytes",
     "read_image_file",
     "resize_size_for",
     "resolve_data_root",

@@ -20,7 +20,7 @@ from medknn.io import atomic_write_json
 CACHE_ENV_VAR = "MEDKNN_CACHE"
 _CACHE_FORMAT = 1  # bump when decoding changes, so old cache files are not reused
 # What a broken or unreadable image file can raise while PIL opens or decodes it.
-_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError, DataError)
 
 
 def default_cache_dir() -> Path:

@@ -11,10 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+from medknn.data.dicom import (
+    DICOM_EXTENSIONS,
+    RASTER_EXTENSIONS,
+    DicomOptions,
+    dicom_group,
+    has_dicom_preamble,
+)
 from medknn.data.table import ArrayImageReader, FileImageReader, ImageTable
 from medknn.errors import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = RASTER_EXTENSIONS + DICOM_EXTENSIONS
+# group_column="dicom:PatientID" takes each image's group from that tag of its DICOM file.
+DICOM_GROUP_PREFIX = "dicom:"
 SPLIT_NAMES = ("train", "val", "test")
 _SPLIT_ALIASES = {"training": "train", "valid": "val", "validation": "val", "testing": "test"}
 _SHOWN = 5  # how many offending rows or files an error message lists
@@ -25,10 +34,25 @@ def _first_few(items: Sequence[str]) -> str:
     return shown + (f" (and {len(items) - _SHOWN} more)" if len(items) > _SHOWN else "")
 
 
+def _is_image(path: Path, extensions: set[str]) -> bool:
+    if not path.is_file() or path.name.startswith("."):
+        return False
+    # DICOM often comes without a suffix (e.g. IM000123): recognised by its "DICM" marker.
+    return path.suffix.lower() in extensions or (path.suffix == "" and has_dicom_preamble(path))
+
+
 def load_image_folder(
-    root: str | os.PathLike, *, extensions: Iterable[str] = IMAGE_EXTENSIONS
+    root: str | os.PathLike,
+    *,
+    extensions: Iterable[str] = IMAGE_EXTENSIONS,
+    dicom_window: str = "auto",
+    dicom_frame: int | None = None,
 ) -> ImageTable:
-    """One subfolder per class (``root/<class>/**/<image>``); classes = sorted folder names."""
+    """One subfolder per class (``root/<class>/**/<image>``); classes = sorted folder names.
+
+    DICOM files are read with ``dicom_window`` (auto / none / "C,W") and ``dicom_frame``
+    (see :class:`~medknn.data.dicom.DicomOptions`)."""
+    dicom = DicomOptions(dicom_window, dicom_frame)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a folder")
@@ -43,9 +67,7 @@ def load_image_folder(
     labels: list[int] = []
     for label, class_dir in enumerate(class_dirs):
         files = sorted(
-            p.relative_to(root).as_posix()
-            for p in class_dir.rglob("*")
-            if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")
+            p.relative_to(root).as_posix() for p in class_dir.rglob("*") if _is_image(p, extensions)
         )
         if not files:
             raise DataError(
@@ -58,7 +80,7 @@ def load_image_folder(
         ids=paths,
         labels=np.array(labels, dtype=np.int64),
         class_names=[d.name for d in class_dirs],
-        reader=FileImageReader(root, tuple(paths)),
+        reader=FileImageReader(root, tuple(paths), dicom),
         name=root.name,
         source=str(root),
     )
@@ -131,6 +153,8 @@ def load_csv_manifest(
     group_column: str | None = "lesion_id",
     root: str | os.PathLike | None = None,
     split_column: str | None = None,
+    dicom_window: str = "auto",
+    dicom_frame: int | None = None,
 ) -> ImageTable:
     """A CSV with one row per image.
 
@@ -138,8 +162,15 @@ def load_csv_manifest(
     ``path_template=None`` the ``image_column`` holds the path. Paths are relative to ``root``
     (default: the CSV's folder). ``group_column`` (pass None if there is none) keeps e.g. all
     images of one lesion or patient on one side of a split; an empty group cell makes the image
-    its own group. ``split_column`` (train/val/test) becomes the table's official split.
+    its own group; ``group_column="dicom:PatientID"`` takes the group from that tag of each
+    DICOM file instead (stored hashed, never as the ID itself). ``split_column`` (train/val/test)
+    becomes the table's official split. DICOM files are read with ``dicom_window`` and
+    ``dicom_frame`` (see :class:`~medknn.data.dicom.DicomOptions`).
     """
+    dicom = DicomOptions(dicom_window, dicom_frame)
+    group_tag = None
+    if group_column is not None and group_column.startswith(DICOM_GROUP_PREFIX):
+        group_tag, group_column = group_column.removeprefix(DICOM_GROUP_PREFIX), None
     csv_path = Path(csv_path).expanduser()
     root = csv_path.parent if root is None else Path(root).expanduser()
     columns, rows = _read_csv(csv_path)
@@ -174,7 +205,9 @@ def load_csv_manifest(
 
     class_names, labels = np.unique([row[label_column] for row in rows], return_inverse=True)
     groups = None
-    if group_column is not None:
+    if group_tag is not None:
+        groups = np.array([dicom_group(root / p, group_tag) for p in paths])
+    elif group_column is not None:
         # An empty group cell means "not linked to any other image": its own group.
         groups = np.array(
             [row[group_column] or f"(none) {i}" for i, row in zip(ids, rows, strict=True)]
@@ -183,7 +216,7 @@ def load_csv_manifest(
         ids=ids,
         labels=labels.astype(np.int64),
         class_names=[str(c) for c in class_names],
-        reader=FileImageReader(root, tuple(paths)),
+        reader=FileImageReader(root, tuple(paths), dicom),
         groups=groups,
         official_split=None
         if split_column is None

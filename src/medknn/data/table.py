@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image, ImageOps
 
+from medknn.data.dicom import DicomOptions, decode_dicom, is_dicom_path
 from medknn.errors import DataError
 
 # Modes that hold one grey channel; everything else is converted to RGB.
@@ -43,7 +44,7 @@ def _as_hwc(image: Image.Image) -> np.ndarray:
     return array[:, :, None] if array.ndim == 2 else array
 
 
-def _to_l_or_rgb(image: Image.Image) -> Image.Image:
+def to_l_or_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("L", "RGB"):
         return image
     if image.mode in _GRAY_MODES:
@@ -59,10 +60,12 @@ def _to_l_or_rgb(image: Image.Image) -> Image.Image:
 
 @dataclass(frozen=True)
 class FileImageReader:
-    """Reads image files with PIL, EXIF orientation applied: mode L if grey, else RGB."""
+    """Reads image files with PIL, EXIF orientation applied: mode L if grey, else RGB. DICOM
+    files (``.dcm``, or any file that starts like DICOM) are decoded with ``dicom``'s options."""
 
     root: Path
     paths: tuple[str, ...]  # relative to root
+    dicom: DicomOptions = DicomOptions()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -71,13 +74,16 @@ class FileImageReader:
         return self.root / self.paths[i]
 
     def open(self, i: int, *, draft_size: tuple[int, int] | None = None) -> Image.Image:
+        if is_dicom_path(self.path(i)):
+            # Named by its relative path: the case id, never a tag of the file.
+            return decode_dicom(self.path(i), self.dicom, name=self.paths[i])
         with Image.open(self.path(i)) as image:
             if draft_size is not None and image.format == "JPEG":
                 # JPEG can decode at 1/2, 1/4, 1/8 scale for free; PIL keeps it >= draft_size.
                 image.draft(image.mode, draft_size)
             image = ImageOps.exif_transpose(image)
             image.load()
-            return _to_l_or_rgb(image)
+            return to_l_or_rgb(image)
 
     def read(self, i: int) -> np.ndarray:
         return _as_hwc(self.open(i))
@@ -87,6 +93,8 @@ class FileImageReader:
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256(str(self.root.resolve()).encode())
+        if not self.dicom.is_default:  # default options keep the caches made before DICOM
+            digest.update(f"dicom {self.dicom.window} {self.dicom.frame}\n".encode())
         for relative in self.paths:
             try:
                 stat = os.stat(self.root / relative)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medknn.data import build_transforms, read_image_file, resize_size_for
+from medknn.data import build_transforms, dicom_options, read_image_file, resize_size_for
 from medknn.errors import ConfigError, DataError
 from medknn.io import load_tensors, read_json
 from medknn.methods import MethodSpec, get_method
@@ -120,7 +120,8 @@ class TrainedRun:
         missing = [str(p) for p in paths if not Path(p).is_file()]
         if missing:
             raise DataError(f"Image file(s) not found: {', '.join(missing)}. Check the paths.")
-        images = np.stack([_three_channels(read_image_file(p, size)) for p in paths])
+        dicom = dicom_options(self.config.data_options)  # DICOM read as in training
+        images = np.stack([_three_channels(read_image_file(p, size, dicom=dicom)) for p in paths])
         return self.predict_arrays(images, [str(p) for p in paths])
 
 
