@@ -55,7 +55,6 @@ class TrainedRun:
         self.decision = decision
         self.tta = config.tta  # test-time augmentation of predict_*; may be changed
 
-
     @property
     def path(self) -> Path:
         return self.run_dir.path
