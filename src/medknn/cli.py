@@ -32,12 +32,8 @@ err_console = Console(stderr=True)
 DEMO_CONFIG = {
     "data": "breastmnist",
     "method": "deepknn",
-    "backbone": "tf_efficientnet_lite0",
-    "image_size": 64,
-    "epochs": 8,
+    "epochs": 20,
     "batch_size": 20,  # 2 classes × 10 images: enough steps per epoch on 546 training images
-    "lr": 0.01,
-    "lr_step": 6,
 }
 
 

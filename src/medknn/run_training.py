@@ -208,6 +208,8 @@ def _train_network(job: _Job) -> float:
     """Train the network; return the seconds its earlier attempts spent on restored epochs."""
     config, prepared, distributed = job.config, job.prepared, job.distributed
     batch_sampler = build_batch_sampler(config, job.spec, prepared)
+    # config.yaml keeps epochs: null; the trainer and schedules get the number it stands for.
+    config = config.replace(epochs=config.resolved_epochs(len(batch_sampler)))
     if distributed is not None:
         batch_sampler = DistributedBatchSampler(
             batch_sampler, rank=distributed.rank, world_size=distributed.world_size

@@ -19,6 +19,7 @@ from medknn.training.knn_index_options import check_knn_index
 OPTIMIZERS = ("sgd", "adam", "adamw")
 RESAMPLING = ("none", "oversample")
 SCHEDULES = ("cosine", "step")
+MIN_UPDATES, MIN_EPOCHS, MAX_AUTO_EPOCHS = 600, 12, 100  # epochs: None
 DECISIONS = ("validated", "plain")
 DECISION_METRICS = ("mcr", "accuracy", "macro_f1", "sensitivity_at_specificity")
 TTA_MODES = ("none", "flips", "crops")
@@ -66,7 +67,7 @@ class TrainConfig:
     weights: str | None = None
     small_input: bool | None = None  # None: on for images of 32 px or less
     embedding_dim: int | None = 128
-    epochs: int = 12
+    epochs: int | None = None  # None: enough for MIN_UPDATES optimiser steps (resolved_epochs)
     stage2_epochs: int | None = None  # two-stage methods (supcon): None = epochs
     stage2_lr: float | None = None  # two-stage methods: the stage-2 classifier's lr; None = lr
     batch_size: int = 90
@@ -80,12 +81,12 @@ class TrainConfig:
     warmup_epochs: int = 1
     lr_step: int = 20
     lr_gamma: float = 0.5
-    backbone_lr_scale: float = 0.1  # only for a backbone that starts from pretrained weights
+    backbone_lr_scale: float = 0.3  # only for a backbone that starts from pretrained weights
     grad_clip: float | None = None  # max global gradient norm
     label_smoothing: float = 0.1  # softmax methods' cross entropy
     augmentation: str = "auto"  # a preset of data/transforms.py; "method": the paper's own
     ema_decay: float | None = 0.998  # weight EMA (timm ModelEmaV3), kept when it validates better
-    patience: int | None = 4  # validations without improvement before stopping; None: never
+    patience: int | None = None  # validations without improvement before stopping; None: never
     lp_epochs: int = 0  # linear probing: epochs with the backbone frozen before fine-tuning all
     num_positives: int = 5
     num_negatives: int = 5
@@ -112,7 +113,8 @@ class TrainConfig:
     def validate(self) -> None:
         self._check_types()
         _check_range("image_size", self.image_size, 28, 224, "medknn supports 28–224 px inputs")
-        _check_range("epochs", self.epochs, 0, 100_000)
+        if self.epochs is not None:
+            _check_range("epochs", self.epochs, 0, 100_000)
         _check_range("batch_size", self.batch_size, 2, 100_000)
         _check_range("classes_per_batch", self.classes_per_batch, 2, 100_000)
         if self.samples_per_class is not None:
@@ -201,6 +203,15 @@ class TrainConfig:
             raise ConfigError(
                 f"min_specificity={self.min_specificity} must lie in (0, 1), e.g. 0.9."
             )
+
+    def resolved_epochs(self, batches_per_epoch: int) -> int:
+        """``epochs``, or when unset enough epochs for ``MIN_UPDATES`` optimiser steps (at
+        least ``MIN_EPOCHS``, at most ``MAX_AUTO_EPOCHS``): a few hundred images get many
+        passes, thousands get a dozen."""
+        if self.epochs is not None:
+            return self.epochs
+        wanted = math.ceil(MIN_UPDATES / max(batches_per_epoch, 1))
+        return min(max(wanted, MIN_EPOCHS), MAX_AUTO_EPOCHS)
 
     @property
     def resolved_split_seed(self) -> int:

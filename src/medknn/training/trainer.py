@@ -101,6 +101,7 @@ class Trainer:
         self.stopped_after: int | None = None  # the epoch after which early stopping ended it
 
     def fit(self, loader: DataLoader) -> list[dict[str, float]]:
+        self.config = self.config.replace(epochs=self.config.resolved_epochs(len(loader)))
         self.schedule = LearningRateSchedule(self.config, self.optimizer, self._batches(loader))
         self._resume_if_possible()
         for epoch in range(self.start_epoch, self.config.epochs):
