@@ -7,7 +7,7 @@ The Python API mirrors the CLI::
     run.predict_files(["lesion.png"])[0].neighbours   # the nearest training cases
 """
 
-from medknn.api import evaluate, history, load_run, predict, report, train
+from medknn.api import ensemble, evaluate, history, load_run, predict, report, train
 from medknn.errors import ConfigError, DataError, MedknnError, TrainingError
 from medknn.training.config import TrainConfig
 
@@ -18,6 +18,7 @@ __all__ = [
     "DataError",
     "MedknnError",
     "TrainConfig",
+    "ensemble",
     "TrainingError",
     "__version__",
     "evaluate",

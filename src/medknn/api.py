@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from medknn.ensemble import create_ensemble, evaluate_ensemble
 from medknn.errors import ConfigError
 from medknn.evaluation import PartOutputs
 from medknn.io import atomic_write_json, read_json
 from medknn.prediction import Prediction, TrainedRun
+from medknn.prediction.ensemble_run import EnsembleRun
 from medknn.reports import write_benchmark_report, write_run_plots
 from medknn.run_report import write_report
 from medknn.run_training import as_config, score_part, train
@@ -17,19 +19,28 @@ from medknn.training.device import resolve_device
 from medknn.training.prepare import prepare_data
 
 
-def load_run(path: str | Path) -> TrainedRun:
-    """A finished run, ready to predict."""
-    return TrainedRun.load(path)
+def load_run(path: str | Path) -> TrainedRun | EnsembleRun:
+    """A finished run (or an ensemble of runs, ``medknn ensemble``), ready to predict."""
+    return EnsembleRun.load(path) if EnsembleRun.is_ensemble(path) else TrainedRun.load(path)
 
 
-def predict(run: str | Path | TrainedRun, images: list[str | Path]) -> list[Prediction]:
+def predict(
+    run: str | Path | TrainedRun | EnsembleRun, images: list[str | Path]
+) -> list[Prediction]:
     """Predict image files with a run; each prediction carries its nearest training cases."""
-    trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
+    trained = run if isinstance(run, TrainedRun | EnsembleRun) else load_run(run)
     return trained.predict_files(images)
 
 
+def ensemble(runs: list[str | Path], out: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Combine finished runs of one data set and split into an ensemble run directory ``out``
+    (probabilities averaged, its decision rule chosen on validation); return its test metrics.
+    ``load_run``, ``predict`` and ``evaluate`` accept ``out`` like any run."""
+    return create_ensemble(runs, out, progress=progress)[1]
+
+
 def evaluate(
-    run: str | Path | TrainedRun,
+    run: str | Path | TrainedRun | EnsembleRun,
     *,
     part: str = "test",
     plots: bool = False,
@@ -46,9 +57,17 @@ def evaluate(
     also writes the confusion matrix, ROC curves and a t-SNE map of the embeddings to
     ``RUN/plots/`` (``thumbnails=True`` adds the map drawn with the images);
     ``report=True`` writes the HTML report (:func:`report`; its path in ``metrics["report"]``)."""
-    trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     if part not in ("train", "val", "test"):
         raise ConfigError(f"part={part!r}: use train, val or test.")
+    if isinstance(run, EnsembleRun) or EnsembleRun.is_ensemble(run):
+        members = run if isinstance(run, EnsembleRun) else EnsembleRun.load(run)
+        if plots or report or tta is not None:
+            raise ConfigError(
+                "An ensemble is evaluated with its members' own settings; plots, --report and "
+                "--tta are per run: use them on its members."
+            )
+        return evaluate_ensemble(members, part=part, decide=decide, progress=progress)
+    trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     prepared = prepare_data(trained.config, trained.run_dir, progress=progress)
     prepared = prepared.normalized_for(*trained.normalization())
     device = resolve_device(trained.config.device)
@@ -112,4 +131,4 @@ def history(run: str | Path) -> list[dict[str, float]]:
     return read_json(RunDir(Path(run)).history)
 
 
-__all__ = ["as_config", "evaluate", "history", "load_run", "predict", "report", "train"]
+__all__ = ["as_config", "ensemble", "evaluate", "history", "load_run", "predict", "report", "train"]

@@ -172,11 +172,28 @@ def evaluate(
     report: Annotated[
         bool, typer.Option("--report", help="Also write the HTML report (see `medknn report`).")
     ] = False,
+    decide: Annotated[
+        bool,
+        typer.Option(
+            "--decide",
+            help="First choose the decision rule on the validation split (RUN/decision.json).",
+        ),
+    ] = False,
+    tta: Annotated[
+        str | None, typer.Option(help="Test-time augmentation: none, flips or crops.")
+    ] = None,
     quiet: NoProgress = False,
 ) -> None:
     """Score a run on its own saved split."""
     metrics = api.evaluate(
-        run, part=part, plots=plots, thumbnails=thumbnails, report=report, progress=not quiet
+        run,
+        part=part,
+        plots=plots,
+        thumbnails=thumbnails,
+        report=report,
+        progress=not quiet,
+        decide=decide,
+        tta=tta,
     )
     if as_json:
         out_console.print_json(json.dumps(metrics))
@@ -229,10 +246,35 @@ def predict(
         return
     for p in predictions:
         out_console.print(f"[bold]{p.source}[/]: {p.label} (p = {p.probability:.2f})")
-        table = Table("rank", "training case", "label", "distance", box=None, pad_edge=False)
-        for rank, n in enumerate(p.neighbours, 1):
-            table.add_row(str(rank), n.id, n.class_name, f"{n.distance:.4f}")
-        out_console.print(table)
+        members = getattr(p, "members", None)
+        if members:  # an ensemble: each member's vote and evidence
+            out_console.print(f"members agreeing: {p.agreement:.0%}")
+            for index, member in enumerate(members, 1):
+                out_console.print(f"member {index}: {member.label} (p = {member.probability:.2f})")
+                _print_neighbours(member.neighbours)
+        else:
+            _print_neighbours(p.neighbours)
+
+
+def _print_neighbours(neighbours: list) -> None:
+    table = Table("rank", "training case", "label", "distance", box=None, pad_edge=False)
+    for rank, n in enumerate(neighbours, 1):
+        table.add_row(str(rank), n.id, n.class_name, f"{n.distance:.4f}")
+    out_console.print(table)
+
+
+@app.command()
+@friendly
+def ensemble(
+    runs: Annotated[list[Path], typer.Argument(help="Finished runs of one data set and split.")],
+    out: Annotated[Path, typer.Option(help="The ensemble's run directory.")],
+    quiet: NoProgress = False,
+) -> None:
+    """Average several runs' probabilities into one model (evaluate and predict accept it)."""
+    metrics = api.ensemble(runs, out, progress=not quiet)
+    _print_metrics(metrics, title=f"ensemble of {len(runs)} runs (test split)")
+    out_console.print(f"members agreeing with the ensemble: {metrics['agreement']:.1%}")
+    out_console.print(f"ensemble saved in {out}")
 
 
 @app.command()
@@ -470,10 +512,13 @@ def list_backbones_command(
 
 def _print_metrics(metrics: dict, *, title: str) -> None:
     table = Table(title=title)
-    for label in ("Acc", "MCR", f"RS ({metrics.get('rs_class')})", "macro F1", "AUC", "n"):
+    keys = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
+    for label in ("Acc", "MCR", f"RS ({metrics.get('rs_class')})", "macro F1", "AUC", "ECE"):
         table.add_column(label, justify="right")
-    values = [metrics.get(k) for k in ("accuracy", "mcr", "rs", "macro_f1", "auc")]
-    table.add_row(*["n/a" if v is None else f"{v:.3f}" for v in values], str(metrics["n"]))
+    table.add_column("n", justify="right")
+    table.add_row(*[_number(metrics.get(k)) for k in keys], str(metrics["n"]))
+    if "plain" in metrics:  # the method's own rule, before the decision rule chosen on val
+        table.add_row(*[_number(metrics["plain"].get(k)) for k in keys], "plain rule")
     out_console.print(table)
     per_class = Table("class", "precision", "recall", "F1", "support", title="per class")
     for name, s in metrics["per_class"].items():
@@ -481,6 +526,10 @@ def _print_metrics(metrics: dict, *, title: str) -> None:
             name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"])
         )
     out_console.print(per_class)
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def main() -> None:
