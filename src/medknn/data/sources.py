@@ -67,10 +67,18 @@ def load_image_folder(
 def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not csv_path.is_file():
         raise DataError(f"CSV manifest {csv_path} does not exist")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-        columns = list(reader.fieldnames or [])
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = [
+                {k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader
+            ]
+            columns = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(
+            f"CSV manifest {csv_path} is not a UTF-8 text CSV ({type(error).__name__} near byte "
+            f"{getattr(error, 'start', '?')}); save it as CSV (UTF-8) with a header row."
+        ) from None
     if not columns:
         raise DataError(f"CSV manifest {csv_path} is empty: it needs a header row")
     return columns, rows
@@ -200,11 +208,17 @@ def load_medmnist_npz(
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        # np.load would take any other file for a pickle and say it "contains pickled data".
+        raise DataError(
+            f"cannot read {path}: it is not an npz archive (an .npz is a zip of arrays, e.g. "
+            "from numpy.savez); check the file."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"cannot read {path} as an npz archive: {error}") from error
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"cannot read {path} as an npz archive: {error}") from None
     needed = [f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels")]
     missing = [key for key in needed if key not in arrays]
     if missing:
@@ -224,6 +238,13 @@ def load_medmnist_npz(
             )
         if len(split_labels) != len(arrays[f"{split}_images"]):
             raise DataError(f"npz file {path}: {split}_images and {split}_labels differ in length")
+        negative = np.flatnonzero(split_labels[:, 0] < 0)
+        if negative.size:
+            row = int(negative[0])
+            raise DataError(
+                f"npz file {path}: {split}_labels row {row} is {int(split_labels[row, 0])} "
+                f"({negative.size} negative label(s)); labels are class indices 0..C-1"
+            )
         labels.append(split_labels[:, 0].astype(np.int64))
     dtypes = {str(arrays[f"{split}_images"].dtype) for split in SPLIT_NAMES}
     if dtypes != {"uint8"}:
