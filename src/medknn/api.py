@@ -117,7 +117,8 @@ def report(run: str | Path | TrainedRun, *, part: str = "test", progress: bool =
 
 
 def repair(run: str | Path) -> list[str]:
-    """Rebuild a run's approximate kNN index (``knn/index.faiss``) from its saved embeddings and
+    """Rebuild a run's approximate kNN index (``knn/index.faiss``) from its saved embeddings,
+    always, without reading the old file (so also for a run from an untrusted source), and
     record it in the manifest; a run without a manifest (written before them) gets one, for the
     files as they are now. Any other file that does not match the manifest is refused by name:
     only retraining or a fresh copy restores it. Returns what was done, one line per change."""
@@ -133,12 +134,12 @@ def repair(run: str | Path) -> list[str]:
             f"Run {run_dir.path} does not match its manifest: {described}. repair rebuilds only "
             "the kNN index; copy the run again from its source, or retrain it."
         )
-    if check.has_manifest and not check.bad:
-        return [f"{run_dir.path} matches its manifest; nothing to repair"]
     try:
         kind = read_json(run_dir.knn / "knn.json").get("index", "exact")
     except (ValueError, AttributeError):
         kind = "exact"  # damaged: KNNClassifier.load below names the file
+    if check.has_manifest and not check.bad and kind == "exact":
+        return [f"{run_dir.path} matches its manifest; nothing to repair"]
     done = []
     if kind != "exact" and not (run_dir.knn / EMBEDDINGS_FILE).exists():
         done.append(_save_legacy_embeddings(run_dir))
