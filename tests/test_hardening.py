@@ -425,3 +425,28 @@ def test_safetensors_get_the_permissions_of_the_other_files(hnsw_run: Path) -> N
     mode = (hnsw_run / "config.yaml").stat().st_mode & 0o777
     assert (hnsw_run / "model.safetensors").stat().st_mode & 0o777 == mode
     assert (hnsw_run / "knn" / "embeddings.safetensors").stat().st_mode & 0o777 == mode
+
+
+def test_a_confined_csv_manifest_refuses_paths_outside_its_folder(
+    tmp_path: Path, make_image_folder: Callable
+) -> None:
+    from medknn.data import load_csv_manifest
+    from medknn.errors import DataError
+
+    images = make_image_folder(tmp_path / "images", {"a": 2, "b": 2})
+    outside = make_image_folder(tmp_path / "elsewhere", {"c": 1})
+    rows = ["a/0.png,a", "b/0.png,b", f"{outside / 'c' / '0.png'},c", "../elsewhere/c/0.png,c"]
+    csv = images / "labels.csv"
+    csv.write_text("file,dx\n" + "\n".join(rows[:3]) + "\n", encoding="utf-8")
+    options = {"image_column": "file", "path_template": None, "group_column": None}
+    assert len(load_csv_manifest(csv, **options)) == 3  # a local command line follows them
+    with pytest.raises(DataError, match="line 4: '/"):
+        load_csv_manifest(csv, **options, confined=True)
+    csv.write_text("file,dx\n" + "\n".join([*rows[:2], rows[3]]) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"line 4: '\.\./elsewhere/c/0\.png'"):
+        load_csv_manifest(csv, **options, confined=True)
+
+
+def test_evaluate_keeps_the_manifest_valid(hnsw_copy: Path) -> None:
+    medknn.evaluate(hnsw_copy, progress=False)
+    assert check_manifest(RunDir(hnsw_copy)).bad == {}

@@ -282,11 +282,11 @@ def predict(
     ] = 32,
 ) -> None:
     """Predict images: class, probability and the nearest training cases behind it."""
-    from medknn import api
+    from medknn.prediction import TrainedRun  # not medknn.api: no plots, reports or metrics
 
     if batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size}: give a whole number >= 1, e.g. 32.")
-    trained = api.load_run(run)
+    trained = TrainedRun.load(run)
     predictions = trained.iter_predict_files(images, batch_size=batch_size)
     if as_json:
         # Streamed one prediction at a time, as plain JSON (no rich: it would wrap long lines).

@@ -117,6 +117,20 @@ def _image_paths(
     return [template.format_map(row) for row in rows]
 
 
+def _refuse_outside(csv_path: Path, root: Path, paths: list[str]) -> None:
+    inside = root.resolve()
+    outside = [
+        f"line {i + 2}: {p!r}"
+        for i, p in enumerate(paths)
+        if inside not in (inside / p).resolve().parents
+    ]
+    if outside:
+        raise DataError(
+            f"CSV manifest {csv_path}: {len(outside)} image path(s) lead outside {root}: "
+            f"{_first_few(outside)}. Give paths inside the manifest's folder."
+        )
+
+
 def _split_values(csv_path: Path, rows: list[dict[str, str]], column: str) -> np.ndarray:
     values = [_SPLIT_ALIASES.get(row[column].lower(), row[column].lower()) for row in rows]
     bad = [
@@ -139,6 +153,7 @@ def load_csv_manifest(
     group_column: str | None = "lesion_id",
     root: str | os.PathLike | None = None,
     split_column: str | None = None,
+    confined: bool = False,
 ) -> ImageTable:
     """A CSV with one row per image.
 
@@ -147,6 +162,8 @@ def load_csv_manifest(
     (default: the CSV's folder). ``group_column`` (pass None if there is none) keeps e.g. all
     images of one lesion or patient on one side of a split; an empty group cell makes the image
     its own group. ``split_column`` (train/val/test) becomes the table's official split.
+    A path may leave ``root`` (``../``, absolute) as on any local command line; with
+    ``confined=True`` (for a service reading manifests on others' behalf) that is refused.
     """
     csv_path = Path(csv_path).expanduser()
     root = csv_path.parent if root is None else Path(root).expanduser()
@@ -167,6 +184,8 @@ def load_csv_manifest(
         _rows_with_empty(csv_path, rows, column)
 
     paths = _image_paths(csv_path, rows, columns, image_column, path_template)
+    if confined:
+        _refuse_outside(csv_path, root, paths)
     ids = [Path(os.path.relpath(root / p, root)).as_posix() for p in paths]
     seen: set[str] = set()
     duplicates = [i for i in ids if i in seen or seen.add(i)]
