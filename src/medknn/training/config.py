@@ -106,8 +106,6 @@ class TrainConfig:
         _check_number("lr_gamma", self.lr_gamma, 0, 1, "the lr's factor per lr_step, e.g. 0.5")
         if self.lr_gamma == 0:
             raise ConfigError("lr_gamma=0 would stop training after lr_step epochs; e.g. 0.5.")
-        if self.stage2_lr is not None:
-            _check_number("stage2_lr", self.stage2_lr, 0, math.inf, "e.g. 0.1", low_open=True)
         _check_range("seed", self.seed, 0, 2**32 - 1, "numpy's seeds")
         _check_range("num_workers", self.num_workers, 0, 1024, "0 loads data in the main process")
         if self.max_batches_per_epoch is not None:
@@ -138,8 +136,8 @@ class TrainConfig:
             )
         if self.stage2_epochs is not None:
             _check_range("stage2_epochs", self.stage2_epochs, 0, 100_000)
-        if self.stage2_lr is not None and not self.stage2_lr > 0:
-            raise ConfigError(f"stage2_lr={self.stage2_lr} must be positive, e.g. 0.1.")
+        if self.stage2_lr is not None and not 0 < self.stage2_lr < math.inf:
+            raise ConfigError(f"stage2_lr={self.stage2_lr} must be positive (finite), e.g. 0.1.")
         if self.knn_weights not in ("uniform", "distance"):
             raise ConfigError(f"knn_weights={self.knn_weights!r}: use 'uniform' or 'distance'.")
         check_knn_index(self.knn_index, self.knn_index_options)
