@@ -94,7 +94,8 @@ def test_save_then_memory_mapped_load_gives_the_same_search(tmp_path, index, opt
     knn.fit(train, labels, ids=ids)
     knn.save(tmp_path / "knn")
     assert (tmp_path / "knn" / "index.faiss").is_file()
-    assert not (tmp_path / "knn" / "embeddings.safetensors").exists()  # vectors are in the index
+    # The embeddings are saved too: a damaged index.faiss can be rebuilt without reading it.
+    assert (tmp_path / "knn" / "embeddings.safetensors").is_file()
 
     loaded = KNNClassifier.load(tmp_path / "knn")
     assert (loaded.index, loaded.index_type_, loaded.weights) == (index, index, "distance")
@@ -107,6 +108,12 @@ def test_save_then_memory_mapped_load_gives_the_same_search(tmp_path, index, opt
     if sys.platform == "linux":  # the file is mapped, not read into memory
         mapped = Path("/proc/self/maps").read_text()
         assert str((tmp_path / "knn" / "index.faiss").resolve()) in mapped
+
+    (tmp_path / "knn" / "index.faiss").write_bytes(b"damaged")  # never read by a rebuild
+    rebuilt = KNNClassifier.load(tmp_path / "knn", rebuild_index=True)
+    assert (rebuilt.index_type_, rebuilt.index_options_) == (index, knn.index_options_)
+    np.testing.assert_array_equal(rebuilt.embeddings_, train)
+    assert (rebuilt.predict(queries) == knn.predict(queries)).mean() > 0.95
 
 
 def test_ivf_resolves_nlist_from_the_training_set_size():

@@ -200,7 +200,7 @@ def test_checkpoint_round_trip_restores_an_optimizer_exactly(
 def test_load_checkpoint_refuses_a_plain_safetensors_file(tmp_path: Path) -> None:
     path = tmp_path / "weights.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
-    with pytest.raises(ValueError, match="not a medknn checkpoint"):
+    with pytest.raises(TrainingError, match="not a medknn checkpoint"):
         load_checkpoint(path)
 
 

@@ -7,24 +7,50 @@ The Python API mirrors the CLI::
     run.predict_files(["lesion.png"])[0].neighbours   # the nearest training cases
 """
 
-from medknn.api import ensemble, evaluate, history, load_run, predict, report, train
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from medknn.errors import ConfigError, DataError, MedknnError, TrainingError
-from medknn.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from medknn.api import ensemble, evaluate, history, load_run, predict, repair, report, train
+    from medknn.training.config import TrainConfig
 
 __version__ = "0.1.0"
+
+# Imported on first use: `import medknn` (and so every `medknn` command, `--help` included)
+# would otherwise import torch, timm, faiss and scikit-learn, seconds before anything happens.
+_LAZY = {
+    **{name: "medknn.api" for name in ("evaluate", "history", "load_run", "predict", "repair")},
+    **{name: "medknn.api" for name in ("ensemble", "report", "train")},
+    "TrainConfig": "medknn.training.config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'medknn' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ConfigError",
     "DataError",
     "MedknnError",
     "TrainConfig",
-    "ensemble",
     "TrainingError",
     "__version__",
+    "ensemble",
     "evaluate",
     "history",
     "load_run",
     "predict",
+    "repair",
     "report",
     "train",
 ]

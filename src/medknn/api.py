@@ -5,18 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from medknn.ensemble import create_ensemble, evaluate_ensemble
-from medknn.errors import ConfigError
+from medknn.errors import ConfigError, DataError
 from medknn.evaluation import PartOutputs
-from medknn.io import atomic_write_json, read_json
-from medknn.prediction import Prediction, TrainedRun
+from medknn.io import atomic_save_tensors, atomic_write_json, read_json
+from medknn.prediction import KNNClassifier, Prediction, TrainedRun
 from medknn.prediction.ensemble_run import EnsembleRun
+from medknn.prediction.knn import EMBEDDINGS_FILE, INDEX_FILE
+from medknn.prediction.knn_index import probe_index, write_index
 from medknn.reports import write_benchmark_report, write_run_plots
 from medknn.run_report import write_report
 from medknn.run_training import as_config, score_part, train
 from medknn.training import RunDir
 from medknn.training.device import resolve_device
 from medknn.training.prepare import prepare_data
+from medknn.training.run_manifest import (
+    ManifestCheck,
+    check_manifest,
+    manifest_path,
+    refresh_manifest,
+    write_manifest,
+)
 
 
 def load_run(path: str | Path) -> TrainedRun | EnsembleRun:
@@ -25,11 +36,15 @@ def load_run(path: str | Path) -> TrainedRun | EnsembleRun:
 
 
 def predict(
-    run: str | Path | TrainedRun | EnsembleRun, images: list[str | Path]
+    run: str | Path | TrainedRun | EnsembleRun,
+    images: list[str | Path],
+    *,
+    batch_size: int = 32,
 ) -> list[Prediction]:
-    """Predict image files with a run; each prediction carries its nearest training cases."""
+    """Predict image files with a run; each prediction carries its nearest training cases.
+    ``TrainedRun.iter_predict_files`` yields them batch by batch instead."""
     trained = run if isinstance(run, TrainedRun | EnsembleRun) else load_run(run)
-    return trained.predict_files(images)
+    return trained.predict_files(images, batch_size=batch_size)
 
 
 def ensemble(runs: list[str | Path], out: str | Path, *, progress: bool = True) -> dict[str, Any]:
@@ -127,8 +142,76 @@ def report(run: str | Path | TrainedRun, *, part: str = "test", progress: bool =
     return write_report(trained, prepared, read_json(run_dir.metrics), outputs, part)
 
 
+def repair(run: str | Path) -> list[str]:
+    """Rebuild a run's approximate kNN index (``knn/index.faiss``) from its saved embeddings,
+    always, without reading the old file (so also for a run from an untrusted source), and
+    record it in the manifest; a run without a manifest (written before them) gets one, for the
+    files as they are now. Any other file that does not match the manifest is refused by name:
+    only retraining or a fresh copy restores it. Returns what was done, one line per change."""
+    run_dir = RunDir(Path(run))
+    if not run_dir.config.exists() or not (run_dir.knn / "knn.json").exists():
+        raise ConfigError(f"{run_dir.path} is not a finished medknn run (no config.yaml or knn/).")
+    check = check_manifest(run_dir)
+    index_file = run_dir.knn / INDEX_FILE
+    others = {name: why for name, why in check.bad.items() if name != f"knn/{INDEX_FILE}"}
+    if others:
+        described = ManifestCheck(True, others).describe(run_dir.path)
+        raise DataError(
+            f"Run {run_dir.path} does not match its manifest: {described}. repair rebuilds only "
+            "the kNN index; copy the run again from its source, or retrain it."
+        )
+    try:
+        kind = read_json(run_dir.knn / "knn.json").get("index", "exact")
+    except (ValueError, AttributeError):
+        kind = "exact"  # damaged: KNNClassifier.load below names the file
+    if check.has_manifest and not check.bad and kind == "exact":
+        return [f"{run_dir.path} matches its manifest; nothing to repair"]
+    done = []
+    if kind != "exact" and not (run_dir.knn / EMBEDDINGS_FILE).exists():
+        done.append(_save_legacy_embeddings(run_dir))
+    knn = KNNClassifier.load(run_dir.knn, rebuild_index=True)
+    if knn.index_type_ != "exact":
+        write_index(knn.index_, index_file)
+        done.append(f"rebuilt {index_file} from {run_dir.knn / EMBEDDINGS_FILE}")
+    if check.has_manifest:
+        if index_file.exists():
+            refresh_manifest(run_dir, index_file)
+    else:
+        TrainedRun.load(run_dir.path)  # every file must load before the manifest vouches for it
+        write_manifest(run_dir)
+        done.append(f"wrote {manifest_path(run_dir)} for the run's files as they are now")
+    return done
+
+
+def _save_legacy_embeddings(run_dir: RunDir) -> str:
+    """A run saved before medknn kept an approximate index's embeddings beside it: take them
+    from its index once a child process has read and searched it without harm."""
+    index_file = run_dir.knn / INDEX_FILE
+    problem = probe_index(index_file)
+    if problem is not None:
+        raise DataError(
+            f"{index_file} is damaged: {problem}. The run has no saved embeddings to rebuild it "
+            "from (it was written before medknn kept them); copy the run again, or retrain it."
+        )
+    embeddings = KNNClassifier.load(run_dir.knn).embeddings_
+    path = atomic_save_tensors(
+        {"embeddings": torch.from_numpy(embeddings)}, run_dir.knn / EMBEDDINGS_FILE
+    )
+    return f"saved the index's {len(embeddings)} embeddings to {path}"
+
+
 def history(run: str | Path) -> list[dict[str, float]]:
     return read_json(RunDir(Path(run)).history)
 
 
-__all__ = ["as_config", "ensemble", "evaluate", "history", "load_run", "predict", "report", "train"]
+__all__ = [
+    "as_config",
+    "ensemble",
+    "evaluate",
+    "history",
+    "load_run",
+    "predict",
+    "repair",
+    "report",
+    "train",
+]

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from medknn import api
 from medknn.errors import ConfigError, RunLockedError
@@ -34,11 +35,20 @@ class BenchmarkEntry:
     def parse(cls, item: str | Mapping[str, Any]) -> BenchmarkEntry:
         if isinstance(item, str):
             return cls(label=item, method=item)
+        if not isinstance(item, Mapping):
+            raise ConfigError(
+                f"Benchmark entry {item!r} must be a method name or a mapping with 'method', "
+                "e.g. - {method: deepknn, label: deepknn-k7, num_positives: 7}."
+            )
         values = dict(item)
         if "method" not in values:
             raise ConfigError(f"Benchmark entry {values} needs a 'method' key.")
         method = values.pop("method")
         label = values.pop("label", method)
+        if not isinstance(method, str) or not isinstance(label, str):
+            raise ConfigError(
+                f"Benchmark entry {item!r}: method and label must be text, e.g. method: deepknn."
+            )
         return cls(label=label, method=method, overrides=values)
 
     @property
@@ -60,13 +70,50 @@ def load_benchmark_file(path: str | Path) -> tuple[dict, list[BenchmarkEntry], l
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Benchmark file {path} does not exist.")
-    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:  # also a !!python tag: refused
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path} is not plain YAML ({problem}); fix the file.") from None
     if not isinstance(spec, dict) or "methods" not in spec:
         raise ConfigError(
             f"{path} must hold a mapping with a 'methods' list (and 'base', 'seeds')."
         )
-    entries = [BenchmarkEntry.parse(item) for item in spec["methods"]]
-    return dict(spec.get("base") or {}), entries, list(spec.get("seeds") or [0])
+    methods, seeds, base = spec["methods"], spec.get("seeds", [0]), spec.get("base") or {}
+    if not isinstance(methods, list):
+        # A bare string would be read letter by letter ("Unknown method 'd'").
+        raise ConfigError(
+            f"{path}: methods must be a list, e.g. methods: [{methods}] or one name per line "
+            "as '- name'."
+        )
+    if not isinstance(seeds, list) or not all(_is_int(s) for s in seeds):
+        hint = f"seeds: [{', '.join(map(str, range(seeds)))}]" if _is_int(seeds) else ""
+        raise ConfigError(
+            f"{path}: seeds must be a list of whole numbers, e.g. seeds: [0, 1, 2]"
+            + (f" ({seeds} seeds: {hint})." if hint and 0 < seeds <= 20 else ".")
+        )
+    if not isinstance(base, dict):
+        raise ConfigError(
+            f"{path}: base must be a mapping of option: value, e.g. base: {{lr: 0.01}}."
+        )
+    entries = [BenchmarkEntry.parse(item) for item in methods]
+    return dict(base), entries, list(seeds or [0])
+
+
+def _check_distinct_folders(entries: Sequence[BenchmarkEntry]) -> None:
+    """Two labels that make one folder name would train into, and mix up, one run folder."""
+    seen: dict[str, str] = {}
+    for entry in entries:
+        other = seen.setdefault(entry.slug, entry.label)
+        if other != entry.label:
+            raise ConfigError(
+                f"The benchmark labels {other!r} and {entry.label!r} both map to the folder "
+                f"name {entry.slug!r}; give one of them another label (letters, digits, - _ +)."
+            )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def run_benchmark(
@@ -92,8 +139,15 @@ def run_benchmark(
     entries = [e if isinstance(e, BenchmarkEntry) else BenchmarkEntry.parse(e) for e in entries]
     for entry in entries:
         get_method(entry.method)  # fail before hours of training, not after
+    _check_distinct_folders(entries)
     if not seeds:
         raise ConfigError("Give at least one seed, e.g. --seeds 0,1,2.")
+    for entry in entries:  # every entry's options, checked before the first run trains
+        for seed in seeds:
+            TrainConfig.from_dict(
+                {**base_values, **entry.overrides, "method": entry.method, "seed": seed},
+                source=f"benchmark entry {entry.label!r}",
+            )
     if base_values.get("shots") is not None and base_values.get("split_seed") is None:
         # Few-shot protocol: every seed draws its own training images from one fixed split.
         base_values["split_seed"] = base_values.get("seed", 0)
@@ -108,12 +162,12 @@ def run_benchmark(
                     values["init_from"] = str(
                         _init_run(base_values, entry, seed, out, progress, console)
                     )
-                console.rule(f"{entry.label} · seed {seed}")
+                console.rule(f"{escape(entry.label)} · seed {seed}")
                 api.train(
                     TrainConfig.from_dict(values), run_path, progress=progress, console=console
                 )
             except RunLockedError as error:  # another process of this benchmark trains it
-                console.print(f"skipped: {error}")
+                console.print(f"skipped: {error}", markup=False)
                 skipped.append(run_path)
                 continue
             run_dir = RunDir(run_path)
@@ -143,7 +197,8 @@ def run_benchmark(
         console.print(
             f"{len(skipped)} run(s) were being trained by other processes and are not in the "
             "table: " + ", ".join(str(p) for p in skipped) + ". Run the same command again once "
-            "they have finished; it reloads every finished run and writes the whole table."
+            "they have finished; it reloads every finished run and writes the whole table.",
+            markup=False,
         )
     return result
 

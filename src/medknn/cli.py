@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import click
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from medknn import api
-from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark
 from medknn.errors import ConfigError, MedknnError
-from medknn.io import read_json
-from medknn.training import TrainConfig
-from medknn.training.distributed import is_main_process
+
+if TYPE_CHECKING:
+    from medknn.training import TrainConfig
+
+# Each command imports what it needs when it runs (torch, timm, faiss, scikit-learn take
+# seconds to import): `medknn --help` and the listings start in well under a second.
 
 app = typer.Typer(
     help="Medical image classification for scarce, imbalanced data, with kNN evidence.",
@@ -38,20 +44,59 @@ DEMO_CONFIG = {
 
 
 def friendly(command):
-    """Turn medknn's own errors into a one-paragraph message and exit code 2, not a traceback."""
+    """Turn medknn's own errors and the environment's (a full disk, a path that cannot be
+    written) into a one-paragraph message and exit code 2, not a traceback. Anything else is a
+    bug: one line and exit code 1 (``MEDKNN_DEBUG=1`` shows the traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
         except MedknnError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+            _print_error(str(error))
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted: rerun the same command to resume from the last epoch")
             raise typer.Exit(130) from None
+        except OSError as error:
+            _print_error(_os_error_message(error))
+            raise typer.Exit(2) from None
+        except Exception as error:
+            if os.environ.get("MEDKNN_DEBUG"):
+                raise
+            _print_error(
+                f"unexpected {type(error).__name__}: {_first_line(error)}. This is a bug in "
+                "medknn: rerun with MEDKNN_DEBUG=1 for the traceback and please report it."
+            )
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _print_error(message: str) -> None:
+    # One line even when a library's message has several (YAML's points at the position).
+    message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    # escape: a file name or label such as "x[/].png" is printed as it is, never as markup.
+    # soft_wrap: one line that the terminal folds, never a newline inside a path.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else "(no message)"
+
+
+def _os_error_message(error: OSError) -> str:
+    where = f" ({error.filename})" if error.filename else ""
+    reason = error.strerror or _first_line(error)
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{reason}{where}: the disk is full. Free some space and rerun the same command: "
+            "a run resumes from its last saved epoch, no finished file was harmed."
+        )
+    return f"{reason}{where}. Check the path and its permissions, then rerun."
 
 
 # Options shared by train and benchmark; None means "keep the config file's value".
@@ -85,6 +130,8 @@ def _build_config(
     **flags: Any,
 ) -> TrainConfig:
     """Layers, later winning: ``defaults`` (a benchmark spec's base), --config, flags, --set."""
+    from medknn.training.config import TrainConfig
+
     values = dict(defaults or {})
     if config_file:
         values.update(TrainConfig.from_yaml(config_file).to_dict())
@@ -93,7 +140,14 @@ def _build_config(
         key, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"--set {item!r}: write it as key=value, e.g. --set lr=0.001")
-        values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+        try:
+            values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:  # malformed, or a tag such as !!python/object
+            problem = getattr(error, "problem", None) or _first_line(error)
+            raise ConfigError(
+                f"--set {item!r}: the value is not plain YAML ({problem}); write e.g. "
+                "--set lr=0.001 or --set 'data_options={label_column: dx}'."
+            ) from None
     return TrainConfig.from_dict(values, source="options")
 
 
@@ -150,10 +204,14 @@ def train(
         num_negatives=m,
         k_predict=k_predict,
     )
+    from medknn import api
+    from medknn.io import read_json
+    from medknn.training.distributed import is_main_process
+
     run = api.train(cfg, out, progress=not quiet)
     if is_main_process():  # under torchrun, once rather than once per process
         _print_metrics(read_json(run.run_dir.metrics), title=f"{cfg.method} on {cfg.data} (test)")
-        out_console.print(f"run saved in {out}")
+        out_console.print(f"run saved in {escape(str(out))}", highlight=False)
 
 
 @app.command()
@@ -185,6 +243,8 @@ def evaluate(
     quiet: NoProgress = False,
 ) -> None:
     """Score a run on its own saved split."""
+    from medknn import api
+
     metrics = api.evaluate(
         run,
         part=part,
@@ -200,9 +260,9 @@ def evaluate(
     else:
         _print_metrics(metrics, title=f"{run} ({part})")
         for path in metrics.get("plots", []):
-            out_console.print(f"plot: {path}")
+            out_console.print(f"plot: {escape(str(path))}", highlight=False)
         if report:
-            out_console.print(f"report: {metrics['report']}")
+            out_console.print(f"report: {escape(str(metrics['report']))}", highlight=False)
 
 
 @app.command()
@@ -216,8 +276,10 @@ def report(
     quiet: NoProgress = False,
 ) -> None:
     """Write an HTML report (PNGs and report.json beside it) to RUN/report/index.html."""
+    from medknn import api
+
     page = api.report(run, part=part, progress=not quiet)
-    out_console.print(f"report: {page}")
+    out_console.print(f"report: {escape(str(page))}", highlight=False)
     if open_page:
         typer.launch(page.resolve().as_uri())
 
@@ -228,29 +290,48 @@ def predict(
     run: Annotated[Path, typer.Argument(help="A finished run directory.")],
     images: Annotated[list[Path], typer.Argument(help="Image files.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print predictions as JSON.")] = False,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Images per forward pass (memory stays flat).")
+    ] = 32,
 ) -> None:
     """Predict images: class, probability and the nearest training cases behind it."""
-    predictions = api.predict(run, images)
+    from medknn.prediction import TrainedRun  # not medknn.api: no plots, reports or metrics
+    from medknn.prediction.ensemble_run import EnsembleRun
+
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: give a whole number >= 1, e.g. 32.")
+    trained = EnsembleRun.load(run) if EnsembleRun.is_ensemble(run) else TrainedRun.load(run)
+    predictions = trained.iter_predict_files(images, batch_size=batch_size)
     if as_json:
-        payload = [
-            {
+        # Streamed one prediction at a time, as plain JSON (no rich: it would wrap long lines).
+        for i, p in enumerate(predictions):
+            item = {
                 "image": p.source,
                 "label": p.label,
                 "probability": p.probability,
                 "probabilities": p.probabilities,
                 "neighbours": [vars(n) for n in p.neighbours],
             }
-            for p in predictions
-        ]
-        out_console.print_json(json.dumps(payload))
+            text = json.dumps(item, indent=2, ensure_ascii=False)
+            sys.stdout.write(("[\n" if i == 0 else ",\n") + _indent(text))
+            sys.stdout.flush()
+        sys.stdout.write("\n]\n" if images else "[]\n")
         return
     for p in predictions:
-        out_console.print(f"[bold]{p.source}[/]: {p.label} (p = {p.probability:.2f})")
+        # File names and labels are the user's: escaped, so "[left]" prints as "[left]".
+        out_console.print(
+            f"[bold]{escape(p.source)}[/]: {escape(p.label)} (p = {p.probability:.2f})",
+            highlight=False,
+            soft_wrap=True,
+        )
         members = getattr(p, "members", None)
         if members:  # an ensemble: each member's vote and evidence
             out_console.print(f"members agreeing: {p.agreement:.0%}")
             for index, member in enumerate(members, 1):
-                out_console.print(f"member {index}: {member.label} (p = {member.probability:.2f})")
+                out_console.print(
+                    f"member {index}: {escape(member.label)} (p = {member.probability:.2f})",
+                    highlight=False,
+                )
                 _print_neighbours(member.neighbours)
         else:
             _print_neighbours(p.neighbours)
@@ -259,8 +340,12 @@ def predict(
 def _print_neighbours(neighbours: list) -> None:
     table = Table("rank", "training case", "label", "distance", box=None, pad_edge=False)
     for rank, n in enumerate(neighbours, 1):
-        table.add_row(str(rank), n.id, n.class_name, f"{n.distance:.4f}")
-    out_console.print(table)
+        table.add_row(str(rank), escape(n.id), escape(n.class_name), f"{n.distance:.4f}")
+    out_console.print(table, highlight=False)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
 
 
 @app.command()
@@ -271,6 +356,8 @@ def ensemble(
     quiet: NoProgress = False,
 ) -> None:
     """Average several runs' probabilities into one model (evaluate and predict accept it)."""
+    from medknn import api
+
     metrics = api.ensemble(runs, out, progress=not quiet)
     _print_metrics(metrics, title=f"ensemble of {len(runs)} runs (test split)")
     out_console.print(f"members agreeing with the ensemble: {metrics['agreement']:.1%}")
@@ -334,6 +421,8 @@ def benchmark(
     quiet: NoProgress = False,
 ) -> None:
     """Methods × seeds on one data set → mean ± std per metric (results.md/.csv in --out)."""
+    from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark
+
     base, entries, seed_list = ({}, [], [0])
     if spec is not None:
         base, entries, seed_list = load_benchmark_file(spec)
@@ -363,9 +452,9 @@ def benchmark(
     if repeats is not None:
         seed_list = _repeat_seeds(repeats, base_cfg, seeds_given=bool(seeds))
     result = run_benchmark(base_cfg, entries, seed_list, out, progress=not quiet)
-    out_console.print(result.markdown)
-    out_console.print(f"tables written to {out}/results.md and results.csv")
-    out_console.print(f"report: {out / 'report' / 'index.html'}")
+    out_console.print(result.markdown, markup=False, highlight=False)
+    out_console.print(f"tables written to {out}/results.md and results.csv", markup=False)
+    out_console.print(f"report: {out / 'report' / 'index.html'}", markup=False)
 
 
 def _repeat_seeds(repeats: int, base: TrainConfig, *, seeds_given: bool) -> list[int]:
@@ -408,7 +497,8 @@ def features(
     )
     out_console.print(
         f"{len(feature_set)} × {feature_set.dim} features, "
-        f"{len(feature_set.class_names)} classes: {out}"
+        f"{len(feature_set.class_names)} classes: {out}",
+        markup=False,
     )
 
 
@@ -435,6 +525,7 @@ def features_benchmark(
 ) -> None:
     """kNN-basic, NCA, LMNN and the MLP trained with triplet / CE / deep kNN on feature vectors
     (the Deep kNN paper's Table 3) → results.md/.csv in --out."""
+    from medknn.benchmark import load_benchmark_file
     from medknn.features import lmnn_problem, run_feature_benchmark, table3_methods
 
     base_values, entries, seed_list = ({}, [], [0])
@@ -445,7 +536,7 @@ def features_benchmark(
     if not entries:
         entries = table3_methods()
         if "lmnn" not in entries:
-            err_console.print(f"lmnn left out: {lmnn_problem()}", highlight=False)
+            err_console.print(f"lmnn left out: {lmnn_problem()}", highlight=False, markup=False)
     if seeds:
         try:
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -455,8 +546,8 @@ def features_benchmark(
     result = run_feature_benchmark(
         features_file, entries, seed_list, out, config=base, progress=not quiet
     )
-    out_console.print(result.markdown)
-    out_console.print(f"tables written to {out}/results.md and results.csv")
+    out_console.print(result.markdown, markup=False, highlight=False)
+    out_console.print(f"tables written to {out}/results.md and results.csv", markup=False)
 
 
 @app.command()
@@ -466,15 +557,22 @@ def demo(
     quiet: NoProgress = False,
 ) -> None:
     """Deep kNN on BreastMNIST with ImageNet EfficientNet-Lite0: real data, a few minutes on CPU."""
+    from medknn import api
+    from medknn.io import read_json
+    from medknn.training.config import TrainConfig
+
     cfg = TrainConfig.from_dict(DEMO_CONFIG)
     err_console.print(
         f"demo: {cfg.method} on {cfg.data}, {cfg.backbone} at {cfg.image_size} px, "
-        f"{cfg.epochs} epochs → {out}"
+        f"{cfg.epochs} epochs → {out}",
+        markup=False,
     )
     run = api.train(cfg, out, progress=not quiet)
     _print_metrics(read_json(run.run_dir.metrics), title="deep kNN on BreastMNIST (test split)")
     first = run.run_dir.path
-    out_console.print(f"next: medknn evaluate {first} · medknn predict {first} IMAGE.png")
+    out_console.print(
+        f"next: medknn evaluate {first} · medknn predict {first} IMAGE.png", markup=False
+    )
 
 
 @app.command("methods")
@@ -511,21 +609,42 @@ def list_backbones_command(
 
 
 def _print_metrics(metrics: dict, *, title: str) -> None:
-    table = Table(title=title)
+    table = Table(title=escape(title))
     keys = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
     for label in ("Acc", "MCR", f"RS ({metrics.get('rs_class')})", "macro F1", "AUC", "ECE"):
-        table.add_column(label, justify="right")
+        table.add_column(escape(label), justify="right")
     table.add_column("n", justify="right")
     table.add_row(*[_number(metrics.get(k)) for k in keys], str(metrics["n"]))
     if "plain" in metrics:  # the method's own rule, before the decision rule chosen on val
         table.add_row(*[_number(metrics["plain"].get(k)) for k in keys], "plain rule")
-    out_console.print(table)
+    out_console.print(table, highlight=False)
     per_class = Table("class", "precision", "recall", "F1", "support", title="per class")
     for name, s in metrics["per_class"].items():
         per_class.add_row(
-            name, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f1']:.3f}", str(s["support"])
+            escape(name),
+            f"{s['precision']:.3f}",
+            f"{s['recall']:.3f}",
+            f"{s['f1']:.3f}",
+            str(s["support"]),
         )
-    out_console.print(per_class)
+    out_console.print(per_class, highlight=False)
+
+
+@app.command()
+@friendly
+def repair(
+    run: Annotated[Path, typer.Argument(help="A finished run directory.")],
+) -> None:
+    """Rebuild a run's approximate kNN index from its saved embeddings and record it in the run's
+    manifest (a run from before manifests gets one for its files as they are)."""
+    from medknn import api
+
+    for line in api.repair(run):
+        out_console.print(line, markup=False, highlight=False)
+
+
+def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"warning: {message}\n"
 
 
 def _number(value: float | None) -> str:
@@ -533,6 +652,7 @@ def _number(value: float | None) -> str:
 
 
 def main() -> None:
+    warnings.formatwarning = _format_warning  # one line, not the source line that warned
     app(prog_name="medknn")
 
 

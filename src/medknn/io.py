@@ -27,9 +27,11 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
     try:
         write(tmp)
+        # mkstemp makes 0600 files, and a writer may replace tmp by a new 0600 file of its own
+        # (safetensors does): give the usual permissions once it is written.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)

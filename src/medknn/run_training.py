@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from torch.utils.data import DataLoader
 
-from medknn.errors import ConfigError
+from medknn.errors import ConfigError, DataError
 from medknn.evaluation import (
     PartOutputs,
     evaluate_network,
@@ -42,12 +43,14 @@ from medknn.training.config import check_same_settings
 from medknn.training.device import resolve_device
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
+from medknn.training.optim import build_optimizer
 from medknn.training.prepare import (
     PreparedData,
     prepare_data,
     save_data_record,
     training_augmentation,
 )
+from medknn.training.run_manifest import refresh_manifest, remove_manifest, write_manifest
 from medknn.training.stages import check_split_of_init_run, next_stage_config
 
 # The metrics of the method's plain rule kept beside those of its decision rule.
@@ -88,6 +91,8 @@ def train(
     (DDP, see ``medknn.training.distributed``), rank 0 alone writes ``out`` and scores the run,
     and each process returns the run once it is complete."""
     config = as_config(config)
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file; give a new or existing run folder instead.")
     console = console or Console(stderr=True, quiet=not progress)
     with distributed_session(config.device) as distributed:
         is_main = distributed is None or distributed.is_main
@@ -116,12 +121,16 @@ def _train_run(
     run_dir = RunDir(out)
     is_main = distributed is None or distributed.is_main
     is_new = _check_run_dir(run_dir, config)
-    if _is_complete(run_dir) and not _more_epochs_asked(run_dir, config):
-        console.print(f"{run_dir.path} is already complete; loading it.")
-        return TrainedRun.load(run_dir.path)
+    if _is_complete(run_dir):
+        _refuse_fewer_epochs(run_dir, config)
+        if not _more_epochs_asked(run_dir, config):
+            console.print(f"{run_dir.path} is already complete; loading it.", markup=False)
+            return TrainedRun.load(run_dir.path)
     if distributed is not None:  # every rank has read the directory before rank 0 changes it
         distributed.barrier("checking the run directory")
-    if not is_new and is_main:
+    if is_main and is_new:
+        _clear_never_trained(run_dir)
+    elif is_main:
         run_dir.remove_partial_writes()
     started = time.perf_counter()
     spec = get_method(config.method)
@@ -133,12 +142,14 @@ def _train_run(
     if spec.freeze_backbone:  # it evaluates the backbone it starts from: same test set
         check_split_of_init_run(prepared, config)
     network = build_network(config, spec, len(prepared.class_names))
+    prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
+    job = _Job(config, spec, prepared, network, run_dir, device, progress, console, distributed)
+    if is_new:
+        _check_before_writing(job)
     if is_main:
         _write_config(run_dir, config)
         if is_new:
             save_data_record(prepared, config, run_dir)
-    prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
-    job = _Job(config, spec, prepared, network, run_dir, device, progress, console, distributed)
     # wall_seconds covers every attempt: this one plus the epochs restored from a checkpoint.
     earlier_seconds = _train_network(job) if spec.trains else 0.0
     if not spec.trains and is_main:
@@ -176,9 +187,9 @@ def _train_in_stages(
             f"or rerun stage 2 alone on a longer stage 1: --method {second.method} "
             "--init-from STAGE1_RUN --out NEW_RUN."
         )
-    console.rule(f"{config.method}: stage 1 → {first.path}")
+    console.rule(escape(f"{config.method}: stage 1 → {first.path}"))
     _train_run(config, first.path, progress=progress, console=console, distributed=distributed)
-    console.rule(f"{config.method}: stage 2 ({second.method}) → {out}")
+    console.rule(escape(f"{config.method}: stage 2 ({second.method}) → {out}"))
     run = _train_run(second, out, progress=progress, console=console, distributed=distributed)
     status = read_json(run_dir.status)
     is_main = distributed is None or distributed.is_main
@@ -299,6 +310,53 @@ def _finish(job: _Job, started: float) -> None:
         run_dir.status,
         {"status": "complete", "wall_seconds": round(time.perf_counter() - started, 1)},
     )
+    write_manifest(run_dir)  # what TrainedRun.load checks the run's files against
+
+
+def _check_before_writing(job: _Job) -> None:
+    """Build what training builds (sampler, objective, optimiser) once before a new run
+    directory is written: a value they refuse then leaves nothing behind, and the corrected
+    command starts cleanly."""
+    prepared = job.prepared
+    if len(prepared.class_names) < 2:
+        raise DataError(
+            f"{job.config.data} holds one class ({', '.join(map(repr, prepared.class_names))}); "
+            "a classifier needs at least two. Add the images of the other class(es)."
+        )
+    if not job.spec.trains:
+        return
+    build_batch_sampler(job.config, job.spec, prepared)
+    build_objective(
+        job.config, prepared.class_counts("train"), training_set=_training_set_embedder(job)
+    )
+    build_optimizer(job.config, job.network)
+
+
+def _refuse_fewer_epochs(run_dir: RunDir, config: TrainConfig) -> None:
+    """A finished run's config.yaml records how it was trained: fewer epochs would rewrite it
+    while the weights stay those of the longer training."""
+    trained = TrainConfig.load_saved(run_dir.config).epochs
+    if None not in (trained, config.epochs) and config.epochs < trained:
+        raise ConfigError(
+            f"{run_dir.path} is a finished run of {trained} epochs; {config.epochs} epochs would "
+            f"rewrite its record but not its weights. Ask for --epochs {trained} (or more, to "
+            "train on), or train the shorter run into a new --out."
+        )
+
+
+def _never_trained(run_dir: RunDir) -> bool:
+    """A run directory whose first attempt failed before its first epoch was saved."""
+    return not any(p.exists() for p in (run_dir.last_checkpoint, run_dir.model, run_dir.status))
+
+
+def _clear_never_trained(run_dir: RunDir) -> None:
+    """Remove the record of an attempt that never trained (its split was made from data the
+    user may have fixed since), so that the new attempt starts as a new run."""
+    if not run_dir.config.exists():
+        return
+    for path in (run_dir.config, run_dir.split, run_dir.data, run_dir.history, run_dir.log):
+        path.unlink(missing_ok=True)
+    run_dir.remove_partial_writes()
 
 
 def score_part(
@@ -324,6 +382,7 @@ def score_part(
         )
         if decision is not None:
             decision.save(run_dir.path)
+            refresh_manifest(run_dir, run_dir.decision)
     metrics, outputs = evaluate_network(
         network,
         spec,
@@ -351,7 +410,12 @@ def _finite(value: float) -> float | None:
 
 
 def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
-    """True for a new run; for an existing one, check it was started with the same config."""
+    """True for a new run (or one that never trained: started again, whatever its settings);
+    for an existing one, check it was started with the same config."""
+    if run_dir.path.exists() and not run_dir.path.is_dir():
+        raise ConfigError(f"--out {run_dir.path} is a file; give a new or existing run folder.")
+    if run_dir.config.exists() and _never_trained(run_dir):
+        return True
     if run_dir.config.exists():
         resumable = RESUMABLE_CHANGES
         if _is_own_stage_two(run_dir, config):
@@ -388,6 +452,7 @@ def _write_config(run_dir: RunDir, config: TrainConfig) -> None:
     run_dir.create()
     if run_dir.status.exists():
         run_dir.status.unlink()  # more epochs asked for: no longer complete until they are done
+    remove_manifest(run_dir)  # its files are about to change
     atomic_write_text(run_dir.config, config.to_yaml())
 
 

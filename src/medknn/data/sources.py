@@ -89,10 +89,18 @@ def load_image_folder(
 def _read_csv(csv_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not csv_path.is_file():
         raise DataError(f"CSV manifest {csv_path} does not exist")
-    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-        columns = list(reader.fieldnames or [])
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            rows = [
+                {k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader
+            ]
+            columns = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise DataError(
+            f"CSV manifest {csv_path} is not a UTF-8 text CSV ({type(error).__name__} near byte "
+            f"{getattr(error, 'start', '?')}); save it as CSV (UTF-8) with a header row."
+        ) from None
     if not columns:
         raise DataError(f"CSV manifest {csv_path} is empty: it needs a header row")
     return columns, rows
@@ -131,6 +139,20 @@ def _image_paths(
     return [template.format_map(row) for row in rows]
 
 
+def _refuse_outside(csv_path: Path, root: Path, paths: list[str]) -> None:
+    inside = root.resolve()
+    outside = [
+        f"line {i + 2}: {p!r}"
+        for i, p in enumerate(paths)
+        if inside not in (inside / p).resolve().parents
+    ]
+    if outside:
+        raise DataError(
+            f"CSV manifest {csv_path}: {len(outside)} image path(s) lead outside {root}: "
+            f"{_first_few(outside)}. Give paths inside the manifest's folder."
+        )
+
+
 def _split_values(csv_path: Path, rows: list[dict[str, str]], column: str) -> np.ndarray:
     values = [_SPLIT_ALIASES.get(row[column].lower(), row[column].lower()) for row in rows]
     bad = [
@@ -155,6 +177,7 @@ def load_csv_manifest(
     split_column: str | None = None,
     dicom_window: str = "auto",
     dicom_frame: int | None = None,
+    confined: bool = False,
 ) -> ImageTable:
     """A CSV with one row per image.
 
@@ -166,6 +189,8 @@ def load_csv_manifest(
     DICOM file instead (stored hashed, never as the ID itself). ``split_column`` (train/val/test)
     becomes the table's official split. DICOM files are read with ``dicom_window`` and
     ``dicom_frame`` (see :class:`~medknn.data.dicom.DicomOptions`).
+    A path may leave ``root`` (``../``, absolute) as on any local command line; with
+    ``confined=True`` (for a service reading manifests on others' behalf) that is refused.
     """
     dicom = DicomOptions(dicom_window, dicom_frame)
     group_tag = None
@@ -190,6 +215,8 @@ def load_csv_manifest(
         _rows_with_empty(csv_path, rows, column)
 
     paths = _image_paths(csv_path, rows, columns, image_column, path_template)
+    if confined:
+        _refuse_outside(csv_path, root, paths)
     ids = [Path(os.path.relpath(root / p, root)).as_posix() for p in paths]
     seen: set[str] = set()
     duplicates = [i for i in ids if i in seen or seen.add(i)]
@@ -233,11 +260,17 @@ def load_medmnist_npz(
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        # np.load would take any other file for a pickle and say it "contains pickled data".
+        raise DataError(
+            f"cannot read {path}: it is not an npz archive (an .npz is a zip of arrays, e.g. "
+            "from numpy.savez); check the file."
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"cannot read {path} as an npz archive: {error}") from error
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise DataError(f"cannot read {path} as an npz archive: {error}") from None
     needed = [f"{split}_{kind}" for split in SPLIT_NAMES for kind in ("images", "labels")]
     missing = [key for key in needed if key not in arrays]
     if missing:
@@ -257,6 +290,13 @@ def load_medmnist_npz(
             )
         if len(split_labels) != len(arrays[f"{split}_images"]):
             raise DataError(f"npz file {path}: {split}_images and {split}_labels differ in length")
+        negative = np.flatnonzero(split_labels[:, 0] < 0)
+        if negative.size:
+            row = int(negative[0])
+            raise DataError(
+                f"npz file {path}: {split}_labels row {row} is {int(split_labels[row, 0])} "
+                f"({negative.size} negative label(s)); labels are class indices 0..C-1"
+            )
         labels.append(split_labels[:, 0].astype(np.int64))
     dtypes = {str(arrays[f"{split}_images"].dtype) for split in SPLIT_NAMES}
     if dtypes != {"uint8"}:

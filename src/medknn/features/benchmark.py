@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from medknn.benchmark import BenchmarkEntry
 from medknn.errors import ConfigError
@@ -88,7 +89,7 @@ def run_feature_benchmark(
         parts = FeatureParts.from_split(feature_set, split)
         for entry in entries:
             run_path = out / entry.slug / f"seed{seed}"
-            console.rule(f"{entry.label} · seed {seed}")
+            console.rule(f"{escape(entry.label)} · seed {seed}")
             config_values = {**base.to_dict(), **entry.overrides, "seed": seed}
             metrics = run_feature_method(
                 entry.method,

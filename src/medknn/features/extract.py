@@ -73,7 +73,9 @@ def extract_features(
     if out.exists():
         cached = FeatureSet.load(out)
         _check_same_settings(out, cached.settings, settings)
-        console.print(f"reusing the features in {out} (same data, backbone and image size)")
+        console.print(
+            f"reusing the features in {out} (same data, backbone and image size)", markup=False
+        )
         return cached
 
     torch_device = resolve_device(device)
@@ -116,7 +118,7 @@ def extract_features(
         source=str(out),
     )
     feature_set.save(out)
-    console.print(f"{len(feature_set)} × {feature_set.dim} features written to {out}")
+    console.print(f"{len(feature_set)} × {feature_set.dim} features written to {out}", markup=False)
     return feature_set
 
 

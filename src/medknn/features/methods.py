@@ -76,7 +76,7 @@ def run_feature_method(
     run_dir = RunDir(Path(out))
     _claim(run_dir, config)
     if run_dir.status.exists() and run_dir.metrics.exists():
-        console.print(f"{run_dir.path} is already complete; reusing its metrics.")
+        console.print(f"{run_dir.path} is already complete; reusing its metrics.", markup=False)
         return read_json(run_dir.metrics)
     started = time.perf_counter()
     torch.manual_seed(config.seed)

@@ -1,22 +1,39 @@
 """Method recipes and their registry."""
 
-from medknn.methods.embedding_bank import EmbeddingBank, TrainingSetEmbedder
-from medknn.methods.objectives import (
-    CrossEntropyObjective,
-    CrossEntropyPlusMetricObjective,
-    LogitLossObjective,
-    MemoryBankObjective,
-    MetricLossObjective,
-    Objective,
-)
-from medknn.methods.registry import (
-    MethodSpec,
-    ObjectiveContext,
-    create_objective,
-    get_method,
-    list_methods,
-    register_method,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use: the registry (names, summaries, prediction rules) is light, the
+# objectives and the embedding bank import torch.
+_OBJECTIVES = "medknn.methods.objectives"
+_REGISTRY = "medknn.methods.registry"
+_LAZY = {
+    "EmbeddingBank": "medknn.methods.embedding_bank",
+    "TrainingSetEmbedder": "medknn.methods.embedding_bank",
+    "CrossEntropyObjective": _OBJECTIVES,
+    "CrossEntropyPlusMetricObjective": _OBJECTIVES,
+    "LogitLossObjective": _OBJECTIVES,
+    "MemoryBankObjective": _OBJECTIVES,
+    "MetricLossObjective": _OBJECTIVES,
+    "Objective": _OBJECTIVES,
+    "MethodSpec": _REGISTRY,
+    "ObjectiveContext": _REGISTRY,
+    "create_objective": _REGISTRY,
+    "get_method": _REGISTRY,
+    "list_methods": _REGISTRY,
+    "register_method": _REGISTRY,
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'medknn.methods' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "CrossEntropyObjective",

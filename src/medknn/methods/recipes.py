@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from pytorch_metric_learning import distances, losses, miners
+from typing import TYPE_CHECKING
 
 from medknn.errors import ConfigError
-from medknn.losses.deep_knn_loss import DeepKNNLoss
-from medknn.losses.mined_loss import MinedLoss
-from medknn.methods.embedding_bank import EmbeddingBank
-from medknn.methods.objectives import (
-    CrossEntropyObjective,
-    MemoryBankObjective,
-    MetricLossObjective,
-    Objective,
-    inverse_frequency_weights,
-)
 from medknn.methods.registry import (
     ObjectiveContext,
     embedding_method,
     register_method,
     softmax_method,
 )
+
+# The losses and objectives import torch: each factory imports them when a run builds its
+# objective, so that listing or looking up methods stays fast (`medknn methods`).
+if TYPE_CHECKING:
+    from medknn.methods.objectives import CrossEntropyObjective, MetricLossObjective, Objective
 
 DEEP_KNN = "Zhuang et al., Deep kNN for Medical Image Classification, MICCAI 2020"
 # Where Deep kNN searches each anchor's neighbours: the mini-batch (the paper's choice) or an
@@ -29,6 +24,10 @@ NEIGHBOUR_SEARCHES = ("batch", "bank")
 
 
 def _deep_knn(context: ObjectiveContext) -> Objective:
+    from medknn.losses.deep_knn_loss import DeepKNNLoss
+    from medknn.methods.embedding_bank import EmbeddingBank
+    from medknn.methods.objectives import MemoryBankObjective, MetricLossObjective
+
     context.check_options("deepknn", ("neighbours",))
     neighbours = context.option("neighbours", "batch")
     if neighbours not in NEIGHBOUR_SEARCHES:
@@ -54,6 +53,11 @@ def _deep_knn(context: ObjectiveContext) -> Objective:
 
 
 def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
+    from pytorch_metric_learning import distances, losses, miners
+
+    from medknn.losses.mined_loss import MinedLoss
+    from medknn.methods.objectives import MetricLossObjective
+
     context.check_options("triplet", ())
     # Same distance as Deep kNN (L2 on unit vectors) so that the margin means the same thing.
     distance = distances.LpDistance(normalize_embeddings=True, p=2, power=1)
@@ -63,11 +67,15 @@ def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
 
 
 def _cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
+    from medknn.methods.objectives import CrossEntropyObjective
+
     context.check_options("ce", ())
     return CrossEntropyObjective(label_smoothing=context.label_smoothing)
 
 
 def _weighted_cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
+    from medknn.methods.objectives import CrossEntropyObjective, inverse_frequency_weights
+
     context.check_options("weighted-ce", ())
     return CrossEntropyObjective(
         inverse_frequency_weights(context.class_counts), label_smoothing=context.label_smoothing

@@ -8,14 +8,15 @@ batch sampler is plain shuffling ("RS") unless ``sampler: cluster`` ("DM", §2.3
 from __future__ import annotations
 
 from collections.abc import Callable
-
-from pytorch_metric_learning import distances, losses, miners
+from typing import TYPE_CHECKING
 
 from medknn.errors import ConfigError
-from medknn.losses.bstriplet_loss import BSTripletLoss
-from medknn.losses.mined_loss import MinedLoss
-from medknn.methods.objectives import CrossEntropyPlusMetricObjective, Objective
 from medknn.methods.registry import ObjectiveContext, register_method, softmax_method
+
+# The losses and objectives import torch: each factory imports them when a run builds its
+# objective, so that listing or looking up methods stays fast (`medknn methods`).
+if TYPE_CHECKING:
+    from medknn.methods.objectives import CrossEntropyPlusMetricObjective, Objective
 
 BSTRIPLET = (
     "Huang et al., Batch Similarity Based Triplet Loss Assembled into Light-Weighted "
@@ -24,6 +25,9 @@ BSTRIPLET = (
 
 
 def _ce_plus_bstriplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjective:
+    from medknn.losses.bstriplet_loss import BSTripletLoss
+    from medknn.methods.objectives import CrossEntropyPlusMetricObjective
+
     context.check_options("ce+bst", ("weight", "bst_margin", "squared"))
     squared = context.option("squared", True)
     if not isinstance(squared, bool):
@@ -38,6 +42,11 @@ def _ce_plus_bstriplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjec
 
 
 def _ce_plus_triplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjective:
+    from pytorch_metric_learning import distances, losses, miners
+
+    from medknn.losses.mined_loss import MinedLoss
+    from medknn.methods.objectives import CrossEntropyPlusMetricObjective
+
     context.check_options("ce+triplet", ("weight", "triplet_margin"))
     # The paper's eq. 1: max(0, 1 - s+ + s-) on cosine similarities. Batch-hard mining gives
     # each anchor one positive and one negative, the "regular" triplet loss the paper contrasts
@@ -54,6 +63,10 @@ def _ce_plus_triplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjecti
 
 
 def _ce_plus_lifted(context: ObjectiveContext) -> CrossEntropyPlusMetricObjective:
+    from pytorch_metric_learning import losses
+
+    from medknn.methods.objectives import CrossEntropyPlusMetricObjective
+
     context.check_options("ce+lifted", ("weight", "pos_margin", "neg_margin"))
     # PML's default distance here is Euclidean on L2-normalised embeddings, so the margins are
     # scale-free like the other two losses.

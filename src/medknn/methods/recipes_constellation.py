@@ -10,13 +10,14 @@ not fine-tuned, ImageNet features are ``knn-imagenet``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pytorch_metric_learning import distances, losses, miners, reducers
-
-from medknn.losses.constellation_loss import ConstellationLoss
-from medknn.losses.mined_loss import MinedLoss
-from medknn.methods.objectives import MetricLossObjective
 from medknn.methods.registry import ObjectiveContext, embedding_method, register_method
+
+# The losses and objectives import torch: each factory imports them when a run builds its
+# objective, so that listing or looking up methods stays fast (`medknn methods`).
+if TYPE_CHECKING:
+    from medknn.methods.objectives import MetricLossObjective
 
 CONSTELLATION = (
     "Medela & Picon, Constellation Loss: Improving the Efficiency of Deep Metric Learning Loss "
@@ -26,6 +27,10 @@ CONTRASTIVE_MARGIN = 1.0  # eq. 1: "m is the margin, usually set to 1"
 
 
 def _contrastive(context: ObjectiveContext) -> MetricLossObjective:
+    from pytorch_metric_learning import distances, losses, reducers
+
+    from medknn.methods.objectives import MetricLossObjective
+
     context.check_options("contrastive", ())
     # Eq. 1 averages over all pairs, zero terms included: MeanReducer, not PML's non-zero mean.
     loss = losses.ContrastiveLoss(
@@ -38,6 +43,11 @@ def _contrastive(context: ObjectiveContext) -> MetricLossObjective:
 
 
 def _hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
+    from pytorch_metric_learning import distances, losses, miners, reducers
+
+    from medknn.losses.mined_loss import MinedLoss
+    from medknn.methods.objectives import MetricLossObjective
+
     context.check_options("triplet-hard", ())
     # Eq. 2 compares squared distances; "hard-triplet mining" keeps every triplet with a positive
     # loss (hard and semi-hard), which is PML's TripletMarginMiner(type_of_triplets="all").
@@ -52,6 +62,10 @@ def _hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
 
 
 def _npairs(context: ObjectiveContext) -> MetricLossObjective:
+    from pytorch_metric_learning import losses
+
+    from medknn.methods.objectives import MetricLossObjective
+
     context.check_options("npairs", ())
     # "No need for L2 normalization [...] as it already incorporates [it] in the loss": PML's
     # N-pairs normalises inside (cosine similarities), so the head's own L2 norm changes nothing
@@ -63,6 +77,9 @@ def _npairs(context: ObjectiveContext) -> MetricLossObjective:
 
 def _constellation(context: ObjectiveContext) -> MetricLossObjective:
     # K is the config's num_negatives (CLI --m / --set num_negatives=K): negatives per anchor.
+    from medknn.losses.constellation_loss import ConstellationLoss
+    from medknn.methods.objectives import MetricLossObjective
+
     context.check_options("constellation", ())
     loss = ConstellationLoss(num_negatives=context.num_negatives)
     return MetricLossObjective(loss, stat_attributes=("num_pairs", "num_terms"))

@@ -10,21 +10,24 @@ softmax classifier on its pooled feature with class-balanced batches; its run is
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from medknn.errors import ConfigError
-from medknn.losses import FocalLoss, LDAMLoss, SupConLoss, drw_weights
-from medknn.methods.objectives import (
-    CrossEntropyObjective,
-    LogitLossObjective,
-    MetricLossObjective,
-    inverse_frequency_weights,
-)
 from medknn.methods.registry import (
     ObjectiveContext,
     embedding_method,
     register_method,
     softmax_method,
 )
+
+# The losses and objectives import torch: each factory imports them when a run builds its
+# objective, so that listing or looking up methods stays fast (`medknn methods`).
+if TYPE_CHECKING:
+    from medknn.methods.objectives import (
+        CrossEntropyObjective,
+        LogitLossObjective,
+        MetricLossObjective,
+    )
 
 MARRAKCHI = (
     "Marrakchi, Makansi, Brox, Fighting Class Imbalance with Contrastive Learning, MICCAI 2021"
@@ -41,11 +44,16 @@ LDAM_SCALE = 30.0  # s of Cao et al., on the logits of the cosine classifier
 
 
 def _cross_entropy(context: ObjectiveContext, *, method: str) -> CrossEntropyObjective:
+    from medknn.methods.objectives import CrossEntropyObjective
+
     context.check_options(method, ())
     return CrossEntropyObjective(label_smoothing=context.label_smoothing)
 
 
 def _focal(context: ObjectiveContext) -> LogitLossObjective:
+    from medknn.losses import FocalLoss
+    from medknn.methods.objectives import LogitLossObjective, inverse_frequency_weights
+
     context.check_options("focal", ("gamma", "balanced"))
     balanced = context.option("balanced", False)
     if not isinstance(balanced, bool):
@@ -58,6 +66,9 @@ def _focal(context: ObjectiveContext) -> LogitLossObjective:
 
 
 def _ldam(context: ObjectiveContext) -> LogitLossObjective:
+    from medknn.losses import LDAMLoss, drw_weights
+    from medknn.methods.objectives import LogitLossObjective
+
     context.check_options("ldam", ("max_margin", "scale", "drw_epoch"))
     loss = LDAMLoss(
         context.class_counts,
@@ -87,6 +98,9 @@ def _reweighting_start(context: ObjectiveContext) -> int | None:
 
 
 def _supcon(context: ObjectiveContext, *, method: str) -> MetricLossObjective:
+    from medknn.losses import SupConLoss
+    from medknn.methods.objectives import MetricLossObjective
+
     context.check_options(method, ("temperature",))
     temperature = context.number(method, "temperature", SUPCON_TEMPERATURE)
     if temperature <= 0:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from medknn.errors import ConfigError, did_you_mean
-from medknn.methods.embedding_bank import TrainingSetEmbedder
-from medknn.methods.objectives import Objective
+
+if TYPE_CHECKING:  # both import torch; the registry itself is read without it
+    from medknn.methods.embedding_bank import TrainingSetEmbedder
+    from medknn.methods.objectives import Objective
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ nearest training cases kept as evidence."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,9 +83,20 @@ class EnsembleRun:
             return mean
         return self.decision.softmax_proba(np.log(np.clip(mean, 1e-12, None)))
 
-    def predict_files(self, paths: list[str | Path]) -> list[EnsemblePrediction]:
+    def predict_files(
+        self, paths: list[str | Path], *, batch_size: int = 32
+    ) -> list[EnsemblePrediction]:
         """Predict image files; each member reads them at its own image size."""
-        return self._combine_predictions([run.predict_files(paths) for run in self.members])
+        return list(self.iter_predict_files(paths, batch_size=batch_size))
+
+    def iter_predict_files(
+        self, paths: list[str | Path], *, batch_size: int = 32
+    ) -> Iterator[EnsemblePrediction]:
+        """Predict ``batch_size`` files at a time (memory flat in the number of files)."""
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            per_member = [run.predict_files(chunk, batch_size=batch_size) for run in self.members]
+            yield from self._combine_predictions(per_member)
 
     def predict_arrays(self, images: np.ndarray, sources: list[str]) -> list[EnsemblePrediction]:
         """Decoded images at the members' common decode size (see TrainedRun.predict_arrays)."""

@@ -28,6 +28,8 @@ _EPS = 1e-12  # keeps 1/d finite for an exact duplicate of a training case
 _FORMAT = "medknn.KNNClassifier/2"
 _READABLE = ("medknn.KNNClassifier/1", _FORMAT)  # /1: exact search only, written before index types
 INDEX_FILE = "index.faiss"
+EMBEDDINGS_FILE = "embeddings.safetensors"
+_RESAVE = "copy the run again, or retrain it"
 
 
 @dataclass(frozen=True)
@@ -155,16 +157,16 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write the index and then ``knn.json`` (labels, ids, class names, parameters). The
-        index of exact search is its embeddings, ``embeddings.safetensors``; an approximate one
-        is the faiss file ``index.faiss``."""
+        training embeddings are always saved as ``embeddings.safetensors`` (the whole index of
+        exact search); an approximate index is the faiss file ``index.faiss`` besides, which
+        ``load(..., rebuild_index=True)`` can rebuild from the embeddings."""
         self._check_fitted()
         directory = Path(directory)
-        if self.index_type_ == "exact":
-            atomic_save_tensors(
-                {"embeddings": torch.from_numpy(self.embeddings_)},
-                directory / "embeddings.safetensors",
-            )
-        else:
+        atomic_save_tensors(
+            {"embeddings": torch.from_numpy(self.embeddings_)},
+            directory / EMBEDDINGS_FILE,
+        )
+        if self.index_type_ != "exact":
             write_index(self.index_, directory / INDEX_FILE)
         atomic_write_json(
             directory / "knn.json",
@@ -182,27 +184,47 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         return directory
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> KNNClassifier:
+    def load(cls, directory: str | os.PathLike, *, rebuild_index: bool = False) -> KNNClassifier:
         """Rebuild a classifier written by ``save`` (no pickle is read). An approximate index is
-        memory-mapped: searches read its pages from disk as they need them."""
+        memory-mapped: searches read its pages from disk as they need them; with
+        ``rebuild_index=True`` it is built again from ``embeddings.safetensors`` instead, and
+        ``index.faiss`` is not read at all (a damaged one never reaches faiss's native reader).
+        A damaged ``knn.json`` or embeddings file is a DataError naming it."""
         directory = Path(directory)
         meta_path = _existing(directory / "knn.json")
-        meta = read_json(meta_path)
-        if meta.get("format") not in _READABLE:
-            raise DataError(f"{meta_path} is not a saved KNNClassifier (format {_FORMAT!r}).")
-        kind, options = meta.get("index", "exact"), meta.get("index_options") or None
-        knn = cls(meta["n_neighbors"], weights=meta["weights"], index=kind, index_options=options)
-        labels = np.asarray(meta["labels"], dtype=np.int64)
-        if kind == "exact":
-            embeddings = load_tensors(_existing(directory / "embeddings.safetensors"))
-            return knn.fit(
-                embeddings["embeddings"].numpy(),
-                labels,
-                ids=meta["ids"],
-                class_names=meta["class_names"],
+        try:
+            meta = read_json(meta_path)
+            if not isinstance(meta, dict) or meta.get("format") not in _READABLE:
+                raise DataError(f"{meta_path} is not a saved KNNClassifier (format {_FORMAT!r}).")
+            kind, options = meta.get("index", "exact"), meta.get("index_options") or None
+            knn = cls(
+                meta["n_neighbors"], weights=meta["weights"], index=kind, index_options=options
             )
+            labels = np.asarray(meta["labels"], dtype=np.int64)
+            ids, class_names = list(meta["ids"]), list(meta["class_names"])
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
+            raise DataError(f"{meta_path} is damaged ({_reason(error)}); {_RESAVE}") from None
+        if labels.ndim != 1 or len(labels) == 0:
+            raise DataError(f"{meta_path} holds no labels; {_RESAVE}")
+        if kind == "exact" or rebuild_index:
+            embeddings_path = _existing(directory / EMBEDDINGS_FILE)
+            try:
+                embeddings = load_tensors(embeddings_path)["embeddings"].float().numpy()
+            except Exception as error:  # safetensors reports damage as several error types
+                raise DataError(
+                    f"{embeddings_path} is damaged ({_reason(error)}); {_RESAVE}"
+                ) from None
+            if len(embeddings) != len(labels):
+                raise DataError(
+                    f"{embeddings_path} holds {len(embeddings)} embeddings but {meta_path} has "
+                    f"{len(labels)} labels; the directory mixes two saves, save it again."
+                )
+            return knn.fit(embeddings, labels, ids=ids, class_names=class_names)
         index_path = _existing(directory / INDEX_FILE)
-        index = read_index(index_path)
+        try:
+            index = read_index(index_path)
+        except RuntimeError as error:  # faiss's own format checks
+            raise DataError(f"{index_path} is damaged ({_reason(error)}); {_RESAVE}") from None
         if index.ntotal != len(labels):
             raise DataError(
                 f"{index_path} holds {index.ntotal} embeddings but {meta_path} has "
@@ -211,7 +233,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         knn.index_options_ = knn._check_params(index.ntotal)
         knn.index_, knn.index_type_ = index, kind
         set_search_options(index, kind, knn.index_options_)
-        knn._remember(labels, meta["ids"], meta["class_names"])
+        knn._remember(labels, ids, class_names)
         return knn
 
     def _remember(
@@ -277,6 +299,12 @@ def _existing(path: Path) -> Path:
     if not path.is_file():
         raise DataError(f"{path} is missing; point to a directory written by save().")
     return path
+
+
+def _reason(error: Exception) -> str:
+    """The first line of an error, short enough for a one-line message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0][:200]}" if text else type(error).__name__
 
 
 def _as_matrix(values: np.ndarray, what: str) -> np.ndarray:

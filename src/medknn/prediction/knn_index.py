@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -81,6 +83,44 @@ def read_index(path: str | os.PathLike) -> faiss.Index:
     # links are read into memory); the older IO_FLAG_MMAP maps IVF lists only.
     flags = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP) | faiss.IO_FLAG_READ_ONLY
     return faiss.read_index(str(path), flags)
+
+
+# Run in a child process by ``probe_index``: read the index as ``read_index`` does, then search
+# with some of its own vectors, which walks the graph links and lists a damaged file breaks.
+_PROBE = """
+import sys, faiss, numpy as np
+flags = getattr(faiss, "IO_FLAG_MMAP_IFC", faiss.IO_FLAG_MMAP) | faiss.IO_FLAG_READ_ONLY
+index = faiss.read_index(sys.argv[1], flags)
+n = min(index.ntotal, 64)
+if n:
+    if isinstance(index, faiss.IndexIVF):
+        index.make_direct_map()
+    index.search(np.ascontiguousarray(index.reconstruct_n(0, n)), min(n, 5))
+"""
+
+
+def probe_index(path: str | os.PathLike, *, timeout: float = 60.0) -> str | None:
+    """Read and search the faiss file ``path`` in a child process: None when that works, else
+    why not (an error, a crash or a hang of faiss's native reader). The file of a run without
+    a manifest is probed this way, so that a damaged one ends the child, not the caller."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        return f"faiss's reader hung on it for {timeout:.0f} s"
+    if done.returncode < 0:
+        return f"faiss's reader crashed on it (signal {-done.returncode})"
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        return (
+            f"faiss cannot read it ({lines[-1][:200] if lines else 'exit ' + str(done.returncode)})"
+        )
+    return None
 
 
 def _ivf_lists(nlist: int | None, num: int) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +17,17 @@ from medknn.methods import MethodSpec, get_method
 from medknn.models import EmbeddingNetwork, backbone_normalization
 from medknn.prediction.decision import DecisionRule
 from medknn.prediction.embed import network_outputs
-from medknn.prediction.knn import KNNClassifier, Neighbour
+from medknn.prediction.knn import EMBEDDINGS_FILE, INDEX_FILE, KNNClassifier, Neighbour
+from medknn.prediction.knn_index import probe_index
 from medknn.prediction.rules import predict_with_rule
 from medknn.training.build import build_network
 from medknn.training.config import TrainConfig
 from medknn.training.run_dir import RunDir
+from medknn.training.run_manifest import check_manifest
+
+
+class RunRepairWarning(UserWarning):
+    """A run was loaded with a part rebuilt from its other files."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,15 @@ class TrainedRun:
         return self.run_dir.path
 
     @classmethod
-    def load(cls, path: str | Path) -> TrainedRun:
+    def load(cls, path: str | Path, *, rebuild_index: bool = False) -> TrainedRun:
+        """Load a finished run. Its files are first checked against ``manifest.json`` (when the
+        run has one): a missing, truncated or altered file is a DataError naming it, except a
+        damaged approximate index (``knn/index.faiss``), which is rebuilt from the saved
+        embeddings with a warning (``medknn repair RUN`` writes the rebuilt one to disk).
+        ``rebuild_index=True`` rebuilds it without reading ``index.faiss`` at all."""
         run_dir = RunDir(Path(path))
+        if run_dir.path.exists() and not run_dir.path.is_dir():
+            raise ConfigError(f"{run_dir.path} is a file, not a run directory; give the folder.")
         if not run_dir.config.exists():
             raise ConfigError(f"{run_dir.path} is not a medknn run (no config.yaml there).")
         for needed in (run_dir.model, run_dir.data, run_dir.knn):
@@ -70,15 +85,26 @@ class TrainedRun:
                     f"Run {run_dir.path} is unfinished ({needed.name} is missing). "
                     f"Resume it with: medknn train --config {run_dir.config} --out {run_dir.path}"
                 )
+        rebuild_index = _check_files(run_dir) or rebuild_index
         config = TrainConfig.load_saved(run_dir.config)
         spec = get_method(config.method)
-        class_names = read_json(run_dir.data)["class_names"]
+        class_names = _class_names(run_dir.data)
         network = build_network(config, spec, len(class_names), load_weights=False)
-        network.load_state_dict(load_tensors(run_dir.model))
-        knn = KNNClassifier.load(run_dir.knn)
-        return cls(
-            run_dir, config, spec, network, knn, class_names, DecisionRule.load(run_dir.path)
-        )
+        try:
+            network.load_state_dict(load_tensors(run_dir.model))
+        except Exception as error:  # safetensors and torch report damage as several types
+            raise DataError(
+                f"{run_dir.model} is damaged or belongs to another run ({_first_line(error)}); "
+                f"copy the run again, or retrain it."
+            ) from None
+        knn = KNNClassifier.load(run_dir.knn, rebuild_index=rebuild_index)
+        if len(knn.class_names_) != len(class_names):
+            raise DataError(
+                f"{run_dir.knn / 'knn.json'} has {len(knn.class_names_)} classes but "
+                f"{run_dir.data} has {len(class_names)}; the run mixes two saves, retrain it."
+            )
+        decision = DecisionRule.load(run_dir.path)
+        return cls(run_dir, config, spec, network, knn, class_names, decision)
 
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return backbone_normalization(self.network.backbone)
@@ -113,15 +139,103 @@ class TrainedRun:
             for source, label, row, neighbours in zip(sources, labels, proba, evidence, strict=True)
         ]
 
-    def predict_files(self, paths: list[str | Path]) -> list[Prediction]:
+    def predict_files(self, paths: list[str | Path], *, batch_size: int = 32) -> list[Prediction]:
         """Predict image files (any format PIL reads) with the run's evaluation transform."""
-        size = resize_size_for(self.config.image_size)
+        return list(self.iter_predict_files(paths, batch_size=batch_size))
+
+    def iter_predict_files(
+        self, paths: list[str | Path], *, batch_size: int = 32
+    ) -> Iterator[Prediction]:
+        """Predict image files ``batch_size`` at a time, yielding each prediction as its batch is
+        done: memory stays flat however many files there are. Every path is checked first."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size!r} must be a whole number >= 1, e.g. 32.")
+        folders = [str(p) for p in paths if Path(p).is_dir()]
+        if folders:
+            raise DataError(
+                f"{', '.join(folders)}: a folder, not an image file; give the images in it, "
+                "e.g. FOLDER/*.png."
+            )
         missing = [str(p) for p in paths if not Path(p).is_file()]
         if missing:
             raise DataError(f"Image file(s) not found: {', '.join(missing)}. Check the paths.")
+        size = resize_size_for(self.config.image_size)
         dicom = dicom_options(self.config.data_options)  # DICOM read as in training
-        images = np.stack([_three_channels(read_image_file(p, size, dicom=dicom)) for p in paths])
-        return self.predict_arrays(images, [str(p) for p in paths])
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            images = np.stack(
+                [_three_channels(read_image_file(p, size, dicom=dicom)) for p in chunk]
+            )
+            yield from self.predict_arrays(images, [str(p) for p in chunk])
+
+
+def _check_files(run_dir: RunDir) -> bool:
+    """Check the run against its manifest; True when only its approximate index is damaged
+    and is to be rebuilt from the intact embeddings (a run without a manifest: False)."""
+    check = check_manifest(run_dir)
+    if not check.has_manifest:
+        return _probe_legacy_index(run_dir)
+    index_name = f"{run_dir.knn.name}/{INDEX_FILE}"
+    embeddings_name = f"{run_dir.knn.name}/{EMBEDDINGS_FILE}"
+    rebuildable = set(check.bad) == {index_name} and embeddings_name not in check.bad
+    if check.bad and not (rebuildable and (run_dir.knn / EMBEDDINGS_FILE).is_file()):
+        raise DataError(
+            f"Run {run_dir.path} does not match its manifest: {check.describe(run_dir.path)}. "
+            "The file was damaged or changed after the run finished: copy the run again from "
+            "its source, or retrain it."
+        )
+    if check.bad:
+        warnings.warn(
+            f"{run_dir.path / index_name} does not match the run's manifest "
+            f"({check.bad[index_name]}); using an index rebuilt from the saved embeddings. "
+            f"`medknn repair {run_dir.path}` writes it to disk.",
+            RunRepairWarning,
+            stacklevel=3,
+        )
+    return bool(check.bad)
+
+
+def _probe_legacy_index(run_dir: RunDir) -> bool:
+    """A run saved before manifests: its approximate index is first read in a child process
+    (``probe_index``); when that fails, rebuild it from saved embeddings, or refuse the run."""
+    index_path = run_dir.knn / INDEX_FILE
+    if not index_path.is_file():
+        return False
+    problem = probe_index(index_path)
+    if problem is None:
+        return False
+    if not (run_dir.knn / EMBEDDINGS_FILE).is_file():
+        raise DataError(
+            f"{index_path} is damaged: {problem}. The run has no saved embeddings to rebuild it "
+            "from (it was written before medknn kept them); copy the run again, or retrain it."
+        )
+    warnings.warn(
+        f"{index_path} is damaged ({problem}); using an index rebuilt from the saved "
+        f"embeddings. `medknn repair {run_dir.path}` writes it to disk.",
+        RunRepairWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+def _class_names(path: Path) -> list[str]:
+    try:
+        names = read_json(path)["class_names"]
+    except (ValueError, TypeError, KeyError) as error:
+        raise DataError(
+            f"{path} is damaged ({_first_line(error)}); copy the run again, or retrain it."
+        ) from None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise DataError(
+            f"{path}: class_names must be a non-empty list of names, got {names!r:.80}; "
+            "copy the run again, or retrain it."
+        )
+    return names
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def _three_channels(image: np.ndarray) -> np.ndarray:

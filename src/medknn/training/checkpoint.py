@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from medknn.errors import TrainingError
 from medknn.io import atomic_save_tensors
 
 _TENSOR = "__tensor__"
@@ -55,9 +56,23 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    if "medknn_state" not in metadata:
-        raise ValueError(f"{path} is not a medknn checkpoint (no medknn_state metadata).")
-    return unflatten_state(json.loads(metadata["medknn_state"]), tensors)
+    """The state saved by ``save_checkpoint``; a damaged or truncated file (a full disk, a bad
+    copy) is a TrainingError that says how to go on without it."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        if "medknn_state" not in metadata:
+            raise ValueError("not a medknn checkpoint: no medknn_state metadata")
+        state = unflatten_state(json.loads(metadata["medknn_state"]), tensors)
+        if not isinstance(state, dict):
+            raise ValueError("its state is not a mapping")
+    except Exception as error:  # safetensors, json and a hand-edited skeleton fail differently
+        lines = str(error).strip().splitlines()
+        reason = lines[0][:200] if lines else type(error).__name__
+        raise TrainingError(
+            f"The checkpoint {path} is damaged ({reason}). Delete it and rerun the same command: "
+            "the run then trains again from its first epoch (or move it aside and start a new "
+            "--out)."
+        ) from None
+    return state

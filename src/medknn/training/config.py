@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Collection
@@ -17,6 +18,7 @@ from medknn.errors import ConfigError, did_you_mean
 from medknn.training.knn_index_options import check_knn_index
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 RESAMPLING = ("none", "oversample")
 SCHEDULES = ("cosine", "step")
 MIN_UPDATES, MIN_EPOCHS, MAX_AUTO_EPOCHS = 600, 12, 100  # epochs: None
@@ -133,6 +135,29 @@ class TrainConfig:
             raise ConfigError(f"lr={self.lr} must be positive, e.g. --lr 0.01.")
         if self.margin < 0:
             raise ConfigError(f"margin={self.margin} must be ≥ 0, e.g. --margin 0.2.")
+        # Finite and in range, checked with the rest before anything is written: inf or a
+        # negative value would only fail (or silently diverge) once training has started.
+        _check_number("lr", self.lr, 0, math.inf, "e.g. --lr 0.01", low_open=True)
+        _check_number("margin", self.margin, 0, math.inf, "e.g. --margin 0.2")
+        _check_number("momentum", self.momentum, 0, 1, "SGD momentum, e.g. 0.9", high_open=True)
+        _check_number("weight_decay", self.weight_decay, 0, math.inf, "e.g. 5e-4")
+        _check_number("lr_gamma", self.lr_gamma, 0, 1, "the lr's factor per lr_step, e.g. 0.5")
+        if self.lr_gamma == 0:
+            raise ConfigError("lr_gamma=0 would stop training after lr_step epochs; e.g. 0.5.")
+        _check_range("seed", self.seed, 0, 2**32 - 1, "numpy's seeds")
+        _check_range("num_workers", self.num_workers, 0, 1024, "0 loads data in the main process")
+        if self.max_batches_per_epoch is not None:
+            _check_range(
+                "max_batches_per_epoch",
+                self.max_batches_per_epoch,
+                1,
+                10**9,
+                "null for every batch; 0 would report an untrained network as a finished run",
+            )
+        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+            raise ConfigError(
+                f"device={self.device!r} is unknown: use auto, cpu, cuda, cuda:N or mps."
+            )
         if not 0 <= self.val_fraction < 1 or not 0 < self.test_fraction < 1:
             raise ConfigError(
                 f"val_fraction={self.val_fraction} and test_fraction={self.test_fraction} must lie "
@@ -149,8 +174,8 @@ class TrainConfig:
             )
         if self.stage2_epochs is not None:
             _check_range("stage2_epochs", self.stage2_epochs, 0, 100_000)
-        if self.stage2_lr is not None and not self.stage2_lr > 0:
-            raise ConfigError(f"stage2_lr={self.stage2_lr} must be positive, e.g. 0.1.")
+        if self.stage2_lr is not None and not 0 < self.stage2_lr < math.inf:
+            raise ConfigError(f"stage2_lr={self.stage2_lr} must be positive (finite), e.g. 0.1.")
         self._check_recipe()
         if self.knn_weights not in ("uniform", "distance"):
             raise ConfigError(f"knn_weights={self.knn_weights!r}: use 'uniform' or 'distance'.")
@@ -287,7 +312,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {path} does not exist.")
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of option: value.")
@@ -311,6 +336,30 @@ def check_same_settings(
             f"{run} holds a run with other settings ({listing}). Use a new --out, or delete "
             "that directory to start again."
         )
+
+
+def _check_number(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    hint: str,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """A finite number in [low, high] (open at an end when asked), or a ConfigError."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (low < value if low_open else low <= value)
+    ok = ok and (value < high if high_open else value <= high)
+    if not ok:
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        where = (
+            f"in {left}{low:g}, {high:g}{right}"
+            if math.isfinite(high)
+            else (f"> {low:g}" if low_open else f">= {low:g}")
+        )
+        raise ConfigError(f"{name}={value!r} must be a finite number {where} ({hint}).")
 
 
 def _check_range(name: str, value: Any, low: float, high: float, why: str = "") -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -24,6 +26,7 @@ from medknn.io import atomic_write_json, read_json
 from medknn.methods import MethodSpec
 from medknn.training.config import TrainConfig
 from medknn.training.run_dir import RunDir
+from medknn.training.run_manifest import refresh_manifest
 
 Part = Literal["train", "val", "test"]
 
@@ -140,7 +143,17 @@ def save_data_record(prepared: PreparedData, config: TrainConfig, run_dir: RunDi
     summary = describe_data(prepared)
     if config.shots is not None:
         summary["few_shot"] = {"shots": config.shots, "seed": config.seed}
+    if run_dir.data.exists() and _same_json(run_dir.data, summary):
+        return  # a finished run's record (and its manifest entry) stays as it is
     atomic_write_json(run_dir.data, summary)
+    refresh_manifest(run_dir, run_dir.data)
+
+
+def _same_json(path: Path, value: dict) -> bool:
+    try:
+        return read_json(path) == json.loads(json.dumps(value, default=str))
+    except ValueError:
+        return False
 
 
 def describe_data(prepared: PreparedData) -> dict:

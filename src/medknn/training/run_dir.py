@@ -21,6 +21,7 @@ class RunDir:
         object.__setattr__(self, "path", Path(self.path))
 
     config = property(lambda self: self.path / "config.yaml")
+    decision = property(lambda self: self.path / "decision.json")  # chosen on validation
     split = property(lambda self: self.path / "split.json")
     data = property(lambda self: self.path / "data.json")
     last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.safetensors")

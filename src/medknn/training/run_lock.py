@@ -28,7 +28,8 @@ def run_lock(run: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on ``run`` while the block trains it; raise ``RunLockedError`` at
     once if another process holds it. The operating system releases the lock when its process
     ends, however it ends, so a killed run never leaves a stale lock behind."""
-    run = Path(run)
+    # The real path: a symlink to the run (or "a/../run") must meet the same lock.
+    run = Path(run).resolve()
     if fcntl is None:
         yield
         return

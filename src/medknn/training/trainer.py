@@ -333,7 +333,7 @@ class Trainer:
         with open(self.run_dir.log, "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {line}\n")
         if self.progress:
-            self.console.print(line)
+            self.console.print(line, markup=False)  # paths in it are the user's, not markup
 
     def _progress_bar(self) -> Progress:
         return Progress(
