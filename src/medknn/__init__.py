@@ -9,9 +9,10 @@ The Python API mirrors the CLI::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from medknn.errors import ConfigError, DataError, MedknnError, TrainingError
+from medknn.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from medknn.api import ensemble, evaluate, history, load_run, predict, repair, report, train
@@ -28,14 +29,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'medknn' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("medknn", globals(), _LAZY)
 
 
 __all__ = [

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medknn.lazy import lazy_getattr
 
 # Imported on first use, so that a module needing one light part (the catalogue of named data
 # sets for `medknn datasets`) does not import torch with the samplers and datasets.
@@ -51,12 +50,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'medknn.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("medknn.data", globals(), _LAZY)
 
 
 __all__ = [

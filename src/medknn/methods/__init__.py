@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medknn.lazy import lazy_getattr
 
 # Imported on first use: the registry (names, summaries, prediction rules) is light, the
 # objectives and the embedding bank import torch.
@@ -27,12 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'medknn.methods' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("medknn.methods", globals(), _LAZY)
 
 
 __all__ = [

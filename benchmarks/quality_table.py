@@ -1,0 +1,168 @@
+"""The quality issue's table from a quality benchmark (benchmarks/specs/quality_*.yaml).
+
+python benchmarks/quality_table.py runs/quality-breastmnist [--ensembles]
+
+Rows: frozen ImageNet features + class-balanced logistic regression (fitted on the knn-imagenet
+runs' saved training embeddings: the baseline any user could write) and + kNN; each trained
+method of the benchmark under its decision rule chosen on validation (and, for reference, under
+its plain rule); with ``--ensembles`` the ensemble of each method's seeds (``medknn ensemble``,
+written to ``DIR/ensemble-<method>``). Every metric is the mean ± std over seeds of the test
+split; the published figures and the issue's targets follow, each target marked met or missed by
+how much for the best row. Writes ``results_quality.md`` beside the benchmark's ``results.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import medknn
+from medknn.evaluation import PartOutputs, classification_metrics
+from medknn.io import atomic_write_text, load_tensors, read_json
+from medknn.reports import summarize
+from medknn.training import TrainConfig
+
+COLUMNS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
+LABELS = {"accuracy": "Acc", "mcr": "MCR", "rs": "RS", "macro_f1": "macro F1", "auc": "AUC"}
+# (data, split) → published test figures and the issue's targets.
+REFERENCES = {
+    ("ham10000", "grouped"): {
+        "published": "frozen Lite0@64 + balanced logistic regression: MCR .36 (issue 15)",
+        "targets": {"accuracy": 0.82, "mcr": 0.72, "rs": 0.60},
+    },
+    ("ham10000", "dermamnist"): {
+        "published": "MedMNIST v2 ResNet-18 (28) Acc .735 / AUC .917; (224) .754 / .920",
+        "targets": {"accuracy": 0.80, "auc": 0.94},
+    },
+    ("pneumoniamnist", "official"): {
+        "published": "MedMNIST v2 ResNet-18 (28) Acc .854 / AUC .944; ResNet-50 (224) .884 / .962",
+        "targets": {"accuracy": 0.90, "auc": 0.96},
+    },
+    ("breastmnist", "official"): {
+        "published": "MedMNIST v2 ResNet-18 (28) Acc .863 / AUC .901",
+        "targets": {"accuracy": 0.89, "auc": 0.93},
+    },
+}
+
+
+def logistic_regression_metrics(run: Path) -> dict:
+    """Class-balanced logistic regression on a frozen-feature run's saved embeddings."""
+    knn = read_json(run / "knn" / "knn.json")
+    train = load_tensors(run / "knn" / "embeddings.safetensors")["embeddings"].numpy()
+    test = PartOutputs.load(run / "test_outputs.npz")
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=5000)
+    )
+    model.fit(train, np.asarray(knn["labels"]))
+    proba = model.predict_proba(test.embeddings)
+    counts = np.bincount(knn["labels"], minlength=len(knn["class_names"]))
+    return classification_metrics(
+        test.labels,
+        proba.argmax(axis=1),
+        proba=proba,
+        class_names=knn["class_names"],
+        train_counts=counts,
+    )
+
+
+def collect(bench: Path, ensembles: bool) -> list[dict]:
+    """Records ``{"label", "seed", "metrics", "wall_seconds"}`` of every row."""
+    records: list[dict] = []
+    finished = _finished_runs(bench)
+    for label, runs in finished.items():
+        for seed, run in runs:
+            metrics = read_json(run / "metrics.json")
+            wall = read_json(run / "status.json").get("wall_seconds")
+            if label == "knn-imagenet":
+                lr = logistic_regression_metrics(run)
+                records.append(_record("frozen + logistic regression", seed, lr, wall))
+                records.append(_record("frozen + kNN", seed, metrics, wall))
+                continue
+            records.append(_record(f"{label} (recipe)", seed, metrics, wall))
+            if "plain" in metrics:
+                plain = metrics["plain"]
+                records.append(_record(f"{label} (recipe, plain rule)", seed, plain, wall))
+    if ensembles:
+        for label, runs in finished.items():
+            if label == "knn-imagenet" or len(runs) < 2:
+                continue
+            out = bench / f"ensemble-{label}"
+            metrics = medknn.ensemble([run for _, run in runs], out, progress=False)
+            wall = sum(read_json(run / "status.json").get("wall_seconds") or 0 for _, run in runs)
+            records.append(_record(f"ensemble of {len(runs)} {label} seeds", 0, metrics, wall))
+    return records
+
+
+def _finished_runs(bench: Path) -> dict[str, list[tuple[int, Path]]]:
+    runs: dict[str, list[tuple[int, Path]]] = {}
+    for status in sorted(bench.glob("*/seed*/status.json")):
+        run = status.parent
+        if read_json(status).get("status") == "complete":
+            runs.setdefault(run.parent.name, []).append((int(run.name.removeprefix("seed")), run))
+    return runs
+
+
+def _record(label: str, seed: int, metrics: dict, wall: float | None) -> dict:
+    return {"label": label, "seed": seed, "metrics": metrics, "wall_seconds": wall}
+
+
+def _cell(row: dict, column: str) -> str:
+    mean, std = row["mean"].get(column), row["std"].get(column)
+    if mean is None:
+        return "–"
+    return f"{mean:.3f}" if not std else f"{mean:.3f} ± {std:.3f}"
+
+
+def render(bench: Path, records: list[dict]) -> str:
+    rows = summarize(records, COLUMNS)
+    config = TrainConfig.load_saved(next(bench.glob("*/seed*/config.yaml")))
+    reference = REFERENCES.get((config.data, config.split), {})
+    header = ["", *[LABELS.get(c, c.upper()) for c in COLUMNS], "seeds", "wall s/run"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        wall = row.get("wall_seconds")
+        cells = [_cell(row, c) for c in COLUMNS]
+        lines.append(
+            f"| {row['label']} | " + " | ".join(cells) + f" | {row['runs']} | "
+            f"{'–' if not wall else f'{wall:.0f}'} |"
+        )
+    text = [f"## {config.data}, split {config.split}", "", *lines, ""]
+    if reference:
+        text.append(f"Published: {reference['published']}.")
+        text.append("")
+        text += _targets(rows, reference["targets"])
+    return "\n".join(text) + "\n"
+
+
+def _targets(rows: list[dict], targets: dict[str, float]) -> list[str]:
+    lines = ["Targets (best mean of any row):", ""]
+    for column, goal in targets.items():
+        scored = [
+            r for r in rows if r["mean"].get(column) is not None and "plain" not in r["label"]
+        ]
+        if not scored:
+            continue
+        best = max(scored, key=lambda r: r["mean"][column])
+        value = best["mean"][column]
+        verdict = "met" if value >= goal else f"missed by {goal - value:.3f}"
+        lines.append(f"- {LABELS[column]} ≥ {goal:.2f}: {value:.3f} ({best['label']}) — {verdict}")
+    return [*lines, ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bench", type=Path, help="a quality benchmark's --out folder")
+    parser.add_argument("--ensembles", action="store_true", help="also build the seed ensembles")
+    args = parser.parse_args()
+    text = render(args.bench, collect(args.bench, args.ensembles))
+    atomic_write_text(args.bench / "results_quality.md", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
