@@ -23,7 +23,7 @@ LAYERS = {
     "reports": 8,
     "api": 9,
     "run_training": 9,
-    "ensemble": 9,
+    "run_ensemble": 9,
     "lazy": 0,
     "run_report": 9,
     "benchmark": 9,

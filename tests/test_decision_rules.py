@@ -130,6 +130,18 @@ def test_permuting_the_test_labels_changes_no_chosen_parameter(
         medknn.train({**options, "data": str(source)}, tmp_path / name, progress=False)
     chosen = [read_json(tmp_path / name / "decision.json") for name in ("a", "b")]
     assert chosen[0] == chosen[1]
+    assert chosen[0]["tta"] in ("none", "flips")  # tta: auto, chosen on validation too
     # ... while the test scoring did see the permuted labels.
     labels = [PartOutputs.load(tmp_path / name / "test_outputs.npz").labels for name in "ab"]
     assert (labels[0] != labels[1]).any()
+
+
+def test_a_run_scores_and_predicts_with_the_test_time_augmentation_it_asks_for(
+    train_tiny: Callable, tmp_path: Path
+) -> None:
+    run = train_tiny(tmp_path / "crops", method="weighted-ce", tta="crops")
+    assert run.decision is not None and run.decision.tta == "crops" and run.tta == "crops"
+    assert read_json(tmp_path / "crops" / "metrics.json")["tta"] == "crops"
+    what_if = medknn.evaluate(tmp_path / "crops", tta="none", progress=False)
+    assert what_if["tta"] == "none"
+    assert read_json(tmp_path / "crops" / "metrics.json")["tta"] == "crops"  # record kept

@@ -83,7 +83,7 @@ def hnsw_copy(hnsw_run: Path, tmp_path: Path) -> Path:
 
 def test_a_finished_run_records_its_loading_files(hnsw_run: Path) -> None:
     manifest = read_json(hnsw_run / "manifest.json")["files"]
-    expected = {"config.yaml", "data.json", "split.json", "model.safetensors"}
+    expected = {"config.yaml", "data.json", "split.json", "model.safetensors", "decision.json"}
     expected |= {"knn/knn.json", "knn/embeddings.safetensors", "knn/index.faiss"}
     assert set(manifest) == expected
     assert manifest["model.safetensors"]["size"] == (hnsw_run / "model.safetensors").stat().st_size

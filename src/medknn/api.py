@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-from medknn.ensemble import create_ensemble, evaluate_ensemble
 from medknn.errors import ConfigError, DataError
 from medknn.evaluation import PartOutputs
 from medknn.io import atomic_save_tensors, atomic_write_json, read_json
@@ -16,6 +15,7 @@ from medknn.prediction.ensemble_run import EnsembleRun
 from medknn.prediction.knn import EMBEDDINGS_FILE, INDEX_FILE
 from medknn.prediction.knn_index import probe_index, write_index
 from medknn.reports import write_benchmark_report, write_run_plots
+from medknn.run_ensemble import create_ensemble, evaluate_ensemble
 from medknn.run_report import write_report
 from medknn.run_training import as_config, score_part, train
 from medknn.training import RunDir
@@ -68,7 +68,8 @@ def evaluate(
     """Re-score a finished run on ``part`` of its own saved split (``metrics.json`` for test)
     with its decision rule and test-time augmentation; ``decide=True`` first chooses the
     decision rule on the validation split (``RUN/decision.json``, e.g. for a run trained with
-    ``decision: plain``); ``tta`` overrides the run's test-time augmentation. ``plots=True``
+    ``decision: plain``); ``tta`` overrides the run's test-time augmentation (a what-if: the run's
+    metrics.json and outputs are left as they are). ``plots=True``
     also writes the confusion matrix, ROC curves and a t-SNE map of the embeddings to
     ``RUN/plots/`` (``thumbnails=True`` adds the map drawn with the images);
     ``report=True`` writes the HTML report (:func:`report`; its path in ``metrics["report"]``)."""
@@ -87,22 +88,23 @@ def evaluate(
     prepared = prepared.normalized_for(*trained.normalization())
     device = resolve_device(trained.config.device)
     trained.network.to(device)
-    config = trained.config if tta is None else trained.config.replace(tta=tta)
     metrics, outputs = score_part(
         trained.network,
         trained.spec,
         prepared,
         trained.knn,
-        config,
+        trained.config,
         trained.run_dir,
         part,
         device=device,
         progress=progress,
         decide=decide,
+        tta=tta,
     )
-    outputs.save(trained.run_dir.outputs(part))
-    if part == "test":
-        atomic_write_json(trained.run_dir.metrics, metrics)
+    if tta is None:  # the run's own record; a --tta is a what-if
+        outputs.save(trained.run_dir.outputs(part))
+        if part == "test":
+            atomic_write_json(trained.run_dir.metrics, metrics)
     if plots:
         metrics["plots"] = [
             str(p)

@@ -38,7 +38,7 @@ err_console = Console(stderr=True)
 DEMO_CONFIG = {
     "data": "breastmnist",
     "method": "deepknn",
-    "epochs": 20,
+    "epochs": 8,  # a quick look: the default (epochs null) would take about 86 here
     "batch_size": 20,  # 2 classes × 10 images: enough steps per epoch on 546 training images
 }
 

@@ -371,10 +371,12 @@ def score_part(
     device: torch.device | str,
     progress: bool,
     decide: bool,
+    tta: str | None = None,
 ) -> tuple[dict, PartOutputs]:
     """Score ``part`` with the run's decision rule (first chosen on the validation split and
-    saved as ``RUN/decision.json`` when ``decide``) and test-time augmentation. With a decision
-    rule, ``metrics["plain"]`` holds the headline metrics of the method's plain rule."""
+    saved as ``RUN/decision.json`` when ``decide``) and its test-time augmentation, or ``tta``.
+    With a decision rule, ``metrics["plain"]`` holds the headline metrics of the method's plain
+    rule without test-time augmentation."""
     decision = DecisionRule.load(run_dir.path)
     if decide:
         decision = fit_decision_rule(
@@ -392,17 +394,25 @@ def score_part(
         device=device,
         progress=progress,
         decision=decision,
-        tta=config.tta,
+        tta=tta or run_tta(config, decision),
     )
     with_embedding_quality(metrics, outputs, knn)
     if decision is not None:
         plain, _ = evaluate_network(network, spec, prepared, part, knn=knn, device=device)
         metrics["plain"] = {key: plain[key] for key in PLAIN_METRICS}
         metrics["decision"] = asdict(decision) | {"temperature": _finite(decision.temperature)}
-    metrics["tta"] = config.tta
+    metrics["tta"] = tta or run_tta(config, decision)
     metrics["method"] = config.method
     metrics["seed"] = config.seed
     return metrics, outputs
+
+
+def run_tta(config: TrainConfig, decision: DecisionRule | None) -> str:
+    """The test-time augmentation a run scores with: its decision rule's, else its config's
+    (``auto`` without a rule to have chosen: none)."""
+    if decision is not None:
+        return decision.tta
+    return "none" if config.tta == "auto" else config.tta
 
 
 def _finite(value: float) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -160,22 +161,34 @@ def fit_decision_rule(
     progress: bool = False,
 ) -> DecisionRule | None:
     """The run's decision rule, chosen on its validation split for ``config.decision_metric``
-    with the run's test-time augmentation; None without a validation split."""
+    with the run's test-time augmentation (``tta: auto``: with or without flips, whichever
+    validates better; no TTA on a tie); None without a validation split."""
     if len(prepared.indices("val")) == 0:
         return None
-    embeddings, logits = compute_outputs(
-        network,
-        prepared.dataset("val", augment=False),
-        device=device,
-        progress=progress,
-        description="choosing the decision rule on the validation set",
-        tta=config.tta,
-    )
-    labels, counts = prepared.labels("val"), prepared.class_counts("train")
-    options = {"metric": config.decision_metric, "min_specificity": config.min_specificity}
-    if spec.prediction == "softmax":
-        return choose_softmax_rule(logits, labels, counts, **options)
-    distances, indices = knn.kneighbors(embeddings, max(KNN_VOTERS))
-    return choose_knn_rule(
-        distances, knn.labels_[indices], labels, counts, default_k=config.k_predict, **options
-    )
+    best = None
+    for tta in ("none", "flips") if config.tta == "auto" else (config.tta,):
+        embeddings, logits = compute_outputs(
+            network,
+            prepared.dataset("val", augment=False),
+            device=device,
+            progress=progress,
+            description="choosing the decision rule on the validation set",
+            tta=tta,
+        )
+        labels, counts = prepared.labels("val"), prepared.class_counts("train")
+        options = {"metric": config.decision_metric, "min_specificity": config.min_specificity}
+        if spec.prediction == "softmax":
+            rule = choose_softmax_rule(logits, labels, counts, **options)
+        else:
+            distances, indices = knn.kneighbors(embeddings, max(KNN_VOTERS))
+            rule = choose_knn_rule(
+                distances,
+                knn.labels_[indices],
+                labels,
+                counts,
+                default_k=config.k_predict,
+                **options,
+            )
+        if best is None or rule.scores["chosen"] > best.scores["chosen"]:
+            best = replace(rule, tta=tta)
+    return best

@@ -42,6 +42,7 @@ class DecisionRule:
     calibration_temperature: float = 1.0
     metric: str = "mcr"
     scores: dict[str, float] = field(default_factory=dict)  # validation: plain and chosen
+    tta: str = "none"  # the test-time augmentation the rule was chosen with (and applies with)
 
     def knn_proba(self, distances: np.ndarray, neighbour_labels: np.ndarray) -> np.ndarray:
         """(Q, C) probabilities from the (Q, ≥k) distances and labels of the nearest cases."""
@@ -64,21 +65,43 @@ class DecisionRule:
 
     @classmethod
     def load(cls, run_path: str | Path) -> DecisionRule | None:
-        """The run's rule, or None for a run without one (it predicts with its plain rule)."""
+        """The run's rule, or None for a run without one (it predicts with its plain rule).
+        A damaged file is refused with a ``DataError`` naming it, never read half-way."""
         path = Path(run_path) / DECISION_FILE
         if not path.is_file():
             return None
-        values = read_json(path)
-        if values.pop("format", None) != _FORMAT:
-            raise DataError(f"{path} is not a medknn decision rule ({_FORMAT}); delete it.")
+        damaged = f"{path} is damaged; delete it and run `medknn evaluate RUN --decide`."
         try:
+            values = read_json(path)
+            if not isinstance(values, dict) or values.pop("format", None) != _FORMAT:
+                raise DataError(f"{path} is not a medknn decision rule ({_FORMAT}); delete it.")
             temperature = values.pop("temperature")
-            return cls(
-                **values,
-                temperature=math.inf if temperature is None else float(temperature),
-            )
-        except (TypeError, ValueError) as error:
-            raise DataError(f"{path} is damaged ({error}); delete it and run evaluate.") from None
+            rule = cls(**values, temperature=math.inf if temperature is None else temperature)
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+            raise DataError(damaged) from None
+        if not rule._is_valid():
+            raise DataError(damaged)
+        return rule
+
+    def _is_valid(self) -> bool:
+        def number(value: object) -> bool:
+            return isinstance(value, int | float) and not isinstance(value, bool)
+
+        counts_ok = len(self.class_counts) >= 2 and all(c >= 0 for c in self.class_counts)
+        k_ok = self.k is None or (isinstance(self.k, int) and self.k >= 1)
+        floats = (self.prior_power, self.logit_adjustment, self.calibration_temperature)
+        return (
+            self.kind in ("knn", "softmax")
+            and counts_ok
+            and k_ok
+            and (self.kind == "softmax" or self.k is not None)
+            and all(number(v) and math.isfinite(v) for v in floats)
+            and number(self.temperature)
+            and self.temperature > 0
+            and self.calibration_temperature > 0
+            and self.tta in ("none", "flips", "crops")
+            and isinstance(self.scores, dict)
+        )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_counts", tuple(int(c) for c in self.class_counts))

@@ -61,7 +61,9 @@ class TrainedRun:
         self.knn = knn
         self.class_names = class_names
         self.decision = decision
-        self.tta = config.tta  # test-time augmentation of predict_*; may be changed
+        # Test-time augmentation of predict_* (may be changed): the decision rule's, else the
+        # config's (auto without a rule: none).
+        self.tta = decision.tta if decision is not None else config.tta.replace("auto", "none")
 
     @property
     def path(self) -> Path:

@@ -24,7 +24,7 @@ SCHEDULES = ("cosine", "step")
 MIN_UPDATES, MIN_EPOCHS, MAX_AUTO_EPOCHS = 600, 12, 100  # epochs: None
 DECISIONS = ("validated", "plain")
 DECISION_METRICS = ("mcr", "accuracy", "macro_f1", "sensitivity_at_specificity")
-TTA_MODES = ("none", "flips", "crops")
+TTA_MODES = ("auto", "none", "flips", "crops")
 
 # A run's config.yaml written before an option existed trained as if it had these values; a
 # saved config is completed with them (not with today's defaults), so an old run is read back
@@ -98,7 +98,7 @@ class TrainConfig:
     decision: str = "validated"  # "plain": the method's own rule (majority vote, argmax)
     decision_metric: str = "mcr"  # what the decision rule is chosen for on the validation split
     min_specificity: float = 0.9  # for decision_metric sensitivity_at_specificity (two classes)
-    tta: str = "none"  # test-time augmentation when scoring: "flips" or "crops"
+    tta: str = "auto"  # test-time augmentation: none, flips, crops; auto: none or flips, on val
     knn_index: str = "exact"  # or the approximate "ivf", "hnsw" (faiss; docs/scaling.md)
     knn_index_options: dict[str, Any] = field(default_factory=dict)  # e.g. {nprobe: 32}
     init_from: str | None = None
