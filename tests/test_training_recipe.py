@@ -304,3 +304,12 @@ def test_a_killed_cosine_run_resumes_to_the_same_weights(tmp_path: Path) -> None
     assert rates[0] == rates[1] and rates[0][0] > rates[0][-1]
     groups = last[1]["optimizer"]["param_groups"]
     assert [g["name"] for g in groups] == ["backbone", "head"]
+
+
+def test_a_run_from_before_tta_auto_resumes_under_the_new_default(
+    tmp_path: Path, train_tiny: Callable
+) -> None:
+    train_tiny(tmp_path / "run", epochs=1, schedule="step", tta="none")
+    run = train_tiny(tmp_path / "run", epochs=2, schedule="step", tta="auto")
+    assert len(medknn.history(run.path)) == 2
+    assert run.tta in ("none", "flips")

@@ -64,6 +64,7 @@ RESUMABLE_CHANGES = {
     "num_workers",
     "validate_every",
     "download",
+    "tta",  # scoring only: a run that predates tta: auto resumes under today's default
 }
 
 
