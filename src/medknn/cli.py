@@ -106,7 +106,10 @@ Data = Annotated[
 Method = Annotated[str | None, typer.Option(help="See `medknn methods`.")]
 Backbone = Annotated[str | None, typer.Option(help="Any timm name, see `medknn backbones`.")]
 ImageSize = Annotated[int | None, typer.Option("--image-size", help="Input size in px (28–224).")]
-Epochs = Annotated[int | None, typer.Option(help="Training epochs.")]
+Epochs = Annotated[
+    int | None,
+    typer.Option(help="Training epochs (default: enough for 600 optimiser steps, 12–100)."),
+]
 Pretrained = Annotated[
     bool | None,
     typer.Option(

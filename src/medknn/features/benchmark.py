@@ -161,7 +161,8 @@ def _results_page(
         )
         + ".",
         "",
-        f"MLP: 3 × (Linear 512 → BN → ReLU), {base.epochs} epochs, {base.optimizer} lr {base.lr}, "
+        f"MLP: 3 × (Linear 512 → BN → ReLU), {base.epochs or 'automatic'} epochs, "
+        f"{base.optimizer} lr {base.lr} ({base.schedule} schedule), "
         f"best epoch by validation MCR; K = {base.num_positives}, M = {base.num_negatives}, "
         f"margin {base.margin}; kNN prediction with K_p = {base.k_predict}.",
         "",
