@@ -130,19 +130,25 @@ class EnsembleRun:
 def _check_compatible(runs: list[TrainedRun]) -> None:
     """Members must classify the same classes on the same data and split."""
     first = runs[0]
-    first_split = read_json(first.run_dir.split)
+    first_split = _parts(first)
     for run in runs[1:]:
         if run.class_names != first.class_names:
             raise ConfigError(
                 f"{run.path} has classes {run.class_names}, {first.path} has "
                 f"{first.class_names}: ensemble members must share their classes."
             )
-        if run.config.data != first.config.data or read_json(run.run_dir.split) != first_split:
+        if run.config.data != first.config.data or _parts(run) != first_split:
             raise ConfigError(
                 f"{run.path} and {first.path} use other data or another split; an ensemble "
                 "scores its members on one test split, so train them with the same data, split "
                 "and split_seed (e.g. --set split_seed=0)."
             )
+
+
+def _parts(run: TrainedRun) -> dict:
+    """The images of each part (an official split records the seed it was asked with, too)."""
+    split = read_json(run.run_dir.split)
+    return {part: split.get(part) for part in ("dataset", "train", "val", "test")}
 
 
 def _relative_or_absolute(run: Path, out: Path) -> str:
