@@ -30,6 +30,7 @@ from medknn.reports import summarize
 from medknn.reports.classification_plots import save_figure  # also selects the Agg backend
 from medknn.training import TrainConfig
 
+VERDICT_SEEDS = 5  # the results' rule: fewer seeds are indicative, never a verdict
 COLUMNS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
 LABELS = {"accuracy": "Acc", "mcr": "MCR", "rs": "RS", "macro_f1": "macro F1", "auc": "AUC"}
 # (data, split) → published test figures and the issue's targets.
@@ -137,7 +138,7 @@ def render(bench: Path, records: list[dict]) -> str:
             f"| {row['label']} | " + " | ".join(cells) + f" | {row['runs']} | "
             f"{'–' if not wall else f'{wall:.0f}'} |"
         )
-    text = [f"## {config.data}, split {config.split}", "", *lines, ""]
+    text = [f"## {config.data}, split {config.split}", "", _budget(bench, config), "", *lines, ""]
     if reference:
         text.append(f"Published: {reference['published']}.")
         text.append("")
@@ -145,8 +146,33 @@ def render(bench: Path, records: list[dict]) -> str:
     return "\n".join(text) + "\n"
 
 
+def _budget(bench: Path, config: TrainConfig) -> str:
+    """The training budget of the trained runs, read from their histories."""
+    epochs = sorted(
+        {
+            len(read_json(run / "history.json"))
+            for label, runs in _finished_runs(bench).items()
+            if label != "knn-imagenet"
+            for _, run in runs
+        }
+    )
+    return (
+        f"Budget: {config.backbone} at {config.image_size} px, "
+        f"{'/'.join(map(str, epochs)) or 0} epochs per trained run, batch {config.batch_size}, "
+        "one thread of a 2-core CPU per run (wall seconds per run in the last column)."
+    )
+
+
 def _targets(rows: list[dict], targets: dict[str, float]) -> list[str]:
-    lines = ["Targets (best mean of any row):", ""]
+    seeds = min((r["runs"] for r in rows), default=0)
+    status = (
+        ""
+        if seeds >= VERDICT_SEEDS
+        else (
+            f" — indicative only: {seeds} seed(s), fewer than the {VERDICT_SEEDS} a verdict needs"
+        )
+    )
+    lines = [f"Targets (best mean of any row){status}:", ""]
     for column, goal in targets.items():
         scored = [
             r for r in rows if r["mean"].get(column) is not None and "plain" not in r["label"]
