@@ -215,6 +215,16 @@ def test_an_ensemble_predicts_with_every_members_evidence(
         assert sum(p.probabilities.values()) == pytest.approx(1.0)
     evaluated = medknn.evaluate(tmp_path / "ens", progress=False)
     assert evaluated["method"] == "ensemble" and 0 <= evaluated["agreement"] <= 1
+    # Its report shows every shown case once per member, with that member's nearest cases.
+    page = medknn.report(tmp_path / "ens", progress=False)
+    shown = read_json(page.parent / "report.json")
+    assert page == tmp_path / "ens" / "report" / "index.html"
+    assert shown["metrics"]["agreement"] == pytest.approx(evaluated["agreement"])
+    assert len(shown["cases"]) % 2 == 0 and shown["cases"]
+    for first, second in zip(shown["cases"][::2], shown["cases"][1::2], strict=True):
+        assert "member 1 (seed0)" in first["id"] and "member 2 (seed1)" in second["id"]
+        assert first["neighbours"] and second["neighbours"]
+    assert "agreement between members" in page.read_text(encoding="utf-8")
 
 
 def test_runs_of_other_splits_cannot_form_an_ensemble(

@@ -15,7 +15,7 @@ from medknn.prediction.ensemble_run import EnsembleRun
 from medknn.prediction.knn import EMBEDDINGS_FILE, INDEX_FILE
 from medknn.prediction.knn_index import probe_index, write_index
 from medknn.reports import write_benchmark_report, write_run_plots
-from medknn.run_ensemble import create_ensemble, evaluate_ensemble
+from medknn.run_ensemble import create_ensemble, score_ensemble, write_ensemble_report
 from medknn.run_report import write_report
 from medknn.run_training import as_config, score_part, train
 from medknn.training import RunDir
@@ -77,12 +77,15 @@ def evaluate(
         raise ConfigError(f"part={part!r}: use train, val or test.")
     if isinstance(run, EnsembleRun) or EnsembleRun.is_ensemble(run):
         members = run if isinstance(run, EnsembleRun) else EnsembleRun.load(run)
-        if plots or report or tta is not None:
+        if plots or tta is not None:
             raise ConfigError(
-                "An ensemble is evaluated with its members' own settings; plots, --report and "
-                "--tta are per run: use them on its members."
+                "An ensemble is evaluated with its members' own settings; plots and --tta are "
+                "per run: use them on its members."
             )
-        return evaluate_ensemble(members, part=part, decide=decide, progress=progress)
+        score = score_ensemble(members, part=part, decide=decide, progress=progress)
+        if report:
+            score.metrics["report"] = str(write_ensemble_report(members, score, part))
+        return score.metrics
     trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     prepared = prepare_data(trained.config, trained.run_dir, progress=progress)
     prepared = prepared.normalized_for(*trained.normalization())
@@ -135,6 +138,8 @@ def report(run: str | Path | TrainedRun, *, part: str = "test", progress: bool =
         return write_benchmark_report(
             path / "report", rows, results["records"], columns, title=f"Benchmark {path.name}"
         )
+    if EnsembleRun.is_ensemble(path):
+        return Path(evaluate(path, part=part, report=True, progress=progress)["report"])
     trained = run if isinstance(run, TrainedRun) else TrainedRun.load(run)
     run_dir = trained.run_dir
     if part != "test" or not (run_dir.metrics.exists() and run_dir.outputs(part).exists()):

@@ -163,11 +163,12 @@ def _write_figures(folder: Path, inputs: RunReportInputs) -> dict[str, str | Non
             inputs.metrics["confusion_matrix"], names, folder / f"{part}_confusion_matrix.png"
         ),
         "roc": plot_roc_curves(outputs.labels, outputs.proba, names, folder / f"{part}_roc.png"),
-        # t-SNE needs a few points; a tiny part gets no map rather than an error.
+        # t-SNE needs a few points; a tiny part gets no map rather than an error, and an
+        # ensemble (no embedding of its own, zero columns) none at all.
         "embedding_map": plot_embedding_map(
             outputs.embeddings, outputs.labels, names, folder / f"{part}_embedding_map.png"
         )
-        if len(outputs.labels) >= 3
+        if len(outputs.labels) >= 3 and outputs.embeddings.shape[1] > 0
         else None,
     }
     return {key: None if path is None else path.name for key, path in written.items()}
