@@ -66,10 +66,12 @@ def measure(backbone: str, size: int, mode: str, steps: int, warmup: int, thread
 
     for _ in range(warmup):
         step()
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: other jobs on the shared cores then stretch
+    # the wall clock without changing the figure (with one thread the two agree when idle).
+    start = time.process_time()
     for _ in range(steps):
         step()
-    return BATCH * steps / (time.perf_counter() - start)
+    return BATCH * steps / (time.process_time() - start)
 
 
 def to_markdown(results: dict[tuple[str, int, str], float], args: argparse.Namespace) -> str:
@@ -81,11 +83,12 @@ def to_markdown(results: dict[tuple[str, int, str], float], args: argparse.Names
         f"Command: `{command}`",
         "",
         f"Machine: {platform.platform()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
-        f"{args.threads} torch thread(s); run on {args.date}, load average at start {load} "
-        "(other jobs shared the cores: absolute speeds are lower bounds, the ratios between "
-        "modes of one row were measured back to back).",
+        f"{args.threads} torch thread(s); run on {args.date}, load average at start {load}. "
+        "Speeds are images per second of the process's CPU time (`time.process_time`), so "
+        "that other jobs on the shared cores do not distort them; with one thread on an idle "
+        "core this is the wall-clock speed.",
         "",
-        f"Training images per second (forward + backward + AdamW, batch {BATCH}, random "
+        f"Training images per CPU-second (forward + backward + AdamW, batch {BATCH}, random "
         f"tensors, {args.warmup} warm-up then {args.steps} timed steps); in brackets the "
         "speed-up over contiguous memory. `torch.compile` is left out unless asked for "
         "(`--compile`): compiling one Lite0 training step had not finished after 3 minutes on "
