@@ -21,7 +21,7 @@ from medknn.prediction.knn_index import (
     stored_vectors,
     write_index,
 )
-from medknn.training.knn_index_options import check_knn_index
+from medknn.training.knn_index_options import KNNSettings, check_knn_index
 
 WEIGHTS = ("uniform", "distance")
 _EPS = 1e-12  # keeps 1/d finite for an exact duplicate of a training case
@@ -70,6 +70,16 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.weights = weights
         self.index = index
         self.index_options = index_options
+
+    @classmethod
+    def from_settings(cls, settings: KNNSettings, num_train: int) -> KNNClassifier:
+        """An unfitted classifier with a run's kNN ``settings`` (K_p capped at ``num_train``)."""
+        return cls(
+            settings.neighbours_for(num_train),
+            weights=settings.weights,
+            index=settings.index,
+            index_options=dict(settings.index_options),
+        )
 
     def fit(
         self,
