@@ -99,6 +99,8 @@ register_method(
         DEEP_KNN,
         _deep_knn,
         requires_init_from=True,
+        init_from_methods=("weighted-ce", "ce"),
+        not_on_vectors="it fine-tunes the backbone of a CE-trained image run (--init-from)",
     )
 )
 register_method(
@@ -133,5 +135,6 @@ register_method(
         None,
         embedding="pooled",
         sampler="shuffle",
+        not_on_vectors="it does not train; kNN on the feature vectors as given is knn-basic",
     )
 )

@@ -128,6 +128,10 @@ def _register_supcon(name: str, resample: str, batches: str) -> None:
             sampler="shuffle",
             resample=resample,
             next_stage="linear-probe",
+            not_on_vectors=(
+                "it trains on two contrastive augmented views of each image, then a second "
+                "stage (linear-probe) on the frozen backbone; a vector has neither"
+            ),
         )
     )
 
@@ -173,6 +177,8 @@ register_method(
         MARRAKCHI,
         partial(_cross_entropy, method="linear-probe"),
         requires_init_from=True,
+        init_from_methods=("supcon", "supcon+resample"),
+        not_on_vectors="it is supcon's second stage, on the frozen backbone of an image run",
         freeze_backbone=True,
         sampler="balanced",
     )

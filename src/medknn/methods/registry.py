@@ -91,6 +91,12 @@ class MethodSpec:
     statistics stay exactly as loaded (``--init-from``).
     ``next_stage``: a two-stage method: this spec is stage 1, and the named method (trained with
     ``--init-from`` the stage-1 run) is stage 2, whose run is the method's result.
+    ``init_from_methods``: with ``requires_init_from``, the methods whose finished run (for a
+    two-stage method its stage 1, ``RUN/stage1``) this one starts from; a benchmark trains the
+    first of them when the entry names no ``init_from``.
+    ``not_on_vectors``: why the method cannot train on feature vectors (``medknn
+    features-benchmark``), or None when it can; :attr:`vector_problem` also derives a reason from
+    the other fields (several views, a special augmentation, another stage, no training).
     """
 
     name: str
@@ -112,10 +118,45 @@ class MethodSpec:
     resample: Literal["none", "oversample"] = "none"
     freeze_backbone: bool = False
     next_stage: str | None = None
+    init_from_methods: tuple[str, ...] = ()
+    not_on_vectors: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.requires_init_from and not self.init_from_methods:
+            raise ValueError(f"method {self.name!r} requires --init-from: name init_from_methods")
 
     @property
     def trains(self) -> bool:
         return self.build_objective is not None
+
+    @property
+    def vector_problem(self) -> str | None:
+        """Why this method cannot run on feature vectors, or None if it can."""
+        if self.not_on_vectors is not None:
+            return self.not_on_vectors
+        if not self.trains:
+            return "it does not train (on vectors, kNN on the features as given is knn-basic)"
+        if self.requires_init_from:
+            return "it starts from another run's trained backbone (--init-from)"
+        if self.views > 1 or self.augmentation != "standard":
+            return (
+                f"it trains on {self.views} {self.augmentation} augmented views of each image; "
+                "a feature vector has one view and no augmentation"
+            )
+        if self.next_stage is not None:
+            return f"it trains in two stages (then {self.next_stage!r}) on images"
+        return None
+
+    @property
+    def init_from_hint(self) -> str:
+        """The run ``--init-from`` expects, for messages: ``a finished 'weighted-ce' or 'ce'
+        run``, ``a finished stage-1 run of 'supcon', e.g. RUN/stage1``."""
+        if not self.init_from_methods:
+            return "a finished run"
+        names = " or ".join(repr(m) for m in self.init_from_methods)
+        if get_method(self.init_from_methods[0]).next_stage is not None:
+            return f"a finished stage-1 run of {names}, e.g. RUN/stage1"
+        return f"a finished {names} run"
 
     def classifier_scale(self, options: Mapping[str, Any]) -> float:
         """The scale of a cosine classifier's logits under the method ``options`` (1 if none)."""
