@@ -75,6 +75,7 @@ def test_methods_lists_every_registered_method(invoke: Invoke) -> None:
     assert result.exit_code == 0
     for spec in list_methods():
         assert spec.name in result.output
+    assert "temperature" in result.output and "drw_epoch" in result.output
 
 
 def test_datasets_lists_the_named_data_sets(invoke: Invoke) -> None:

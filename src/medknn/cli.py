@@ -175,10 +175,17 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (split, sampling, init).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Deep kNN: K same-class neighbours.")] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", help="Option num_positives: Deep kNN's K same-class neighbours."),
+    ] = None,
     m: Annotated[
         int | None,
-        typer.Option("--m", help="Negatives per anchor: Deep kNN's M, constellation's K."),
+        typer.Option(
+            "--m",
+            help="Option num_negatives: Deep kNN's M, constellation's K. Every method's options: "
+            "`medknn methods`; set them with --set 'method_options={name: value}'.",
+        ),
     ] = None,
     k_predict: Annotated[
         int | None, typer.Option(help="K_p neighbours voting at prediction.")
@@ -580,12 +587,14 @@ def demo(
 
 @app.command("methods")
 def list_methods_command() -> None:
-    """List the registered methods."""
+    """List the registered methods with their options (method_options; num_positives,
+    num_negatives and margin also at the top level: --k, --m, --set margin=X)."""
     from medknn.methods import list_methods
 
-    table = Table("method", "prediction", "summary")
+    table = Table("method", "prediction", "summary", "options")
     for spec in list_methods():
-        table.add_row(spec.name, spec.prediction, spec.summary)
+        options = "\n".join(option.describe() for option in spec.options) or "none"
+        table.add_row(spec.name, spec.prediction, spec.summary, options)
     out_console.print(table)
 
 
