@@ -349,3 +349,49 @@ def test_load_dataset_downloads_missing_medmnist(
     table = load_dataset("breastmnist", download=True)
     assert isinstance(table, ImageTable) and len(table) == 11
     assert (root / "medmnist" / "breastmnist.npz").is_file()
+
+
+def test_data_root_order_and_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medknn.data import catalog
+    from medknn.data.catalog import (
+        data_root_candidates,
+        download_root,
+        locate_dataset,
+        source_checkout,
+        user_data_dir,
+    )
+
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setenv("MEDKNN_SETTINGS", str(tmp_path / "settings.yaml"))
+    monkeypatch.setenv("MEDKNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    whys = [why for why, _ in data_root_candidates()]
+    assert whys[0] == "./data" and whys[-1] == "downloads"
+    assert ("the source checkout" in whys) == (source_checkout() is not None)
+    assert user_data_dir() == tmp_path / "cache" / "data"
+    assert download_root() == tmp_path / "cache" / "data"  # never the shared checkout folder
+
+    setting_root = tmp_path / "mine"
+    (setting_root / "medmnist").mkdir(parents=True)
+    (setting_root / "medmnist" / "breastmnist.npz").write_bytes(b"")
+    (tmp_path / "settings.yaml").write_text(f"data_root: {setting_root}\n")
+    assert resolve_data_root() == setting_root
+    assert locate_dataset("breastmnist") == setting_root / "medmnist" / "breastmnist.npz"
+    with pytest.raises(DataError, match=r"pneumoniamnist.*looked for .*mine.*data_root in"):
+        load_dataset("pneumoniamnist")
+
+    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path / "env"))  # the variable comes first
+    (tmp_path / "env").mkdir()
+    assert resolve_data_root() == tmp_path / "env"
+    assert locate_dataset("breastmnist") is None
+
+    monkeypatch.delenv(DATA_ENV_VAR)
+    (tmp_path / "settings.yaml").unlink()
+    (tmp_path / "data").mkdir()
+    assert resolve_data_root() == tmp_path / "data"
+    monkeypatch.setattr(catalog, "source_checkout", lambda: None)  # an installed package
+    assert [why for why, _ in data_root_candidates()] == ["./data", "downloads"]
+    with pytest.raises(DataError, match=r"looked for medmnist/breastmnist.npz under .*\./data"):
+        load_dataset("breastmnist")

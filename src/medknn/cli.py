@@ -568,10 +568,19 @@ def demo(
 ) -> None:
     """Deep kNN on BreastMNIST with ImageNet EfficientNet-Lite0: real data, a few minutes on CPU."""
     from medknn import api
+    from medknn.data.catalog import DATASETS, download_root, locate_dataset, looked_in
     from medknn.io import read_json
     from medknn.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(DEMO_CONFIG)
+    if locate_dataset(cfg.data) is None:  # a lone clone: fetch it, checksummed, into the cache
+        target = download_root() / DATASETS[cfg.data].path
+        err_console.print(
+            f"demo: {cfg.data} is in no data folder (looked in {looked_in()}); downloading it "
+            f"with its MD5 check into {target}",
+            markup=False,
+        )
+        cfg = cfg.replace(download=True)
     err_console.print(
         f"demo: {cfg.method} on {cfg.data}, {cfg.backbone} at {cfg.image_size} px, "
         f"{cfg.epochs} epochs → {out}",
