@@ -221,6 +221,21 @@ def test_npz_concatenates_splits(tmp_path: Path) -> None:
     assert pickle.loads(pickle.dumps(table.reader)).read(3).shape == (28, 28, 1)
 
 
+def test_npz_names_its_classes_from_the_file_or_the_data_option(tmp_path: Path) -> None:
+    named = _write_npz(tmp_path / "named.npz", class_names=np.array(["benign", "malignant"]))
+    assert load_medmnist_npz(named).class_names == ["benign", "malignant"]
+    assert load_dataset(str(named)).class_names == ["benign", "malignant"]
+    # the data option wins over the file's names
+    assert load_dataset(str(named), class_names=["b", "m"]).class_names == ["b", "m"]
+    assert load_medmnist_npz(_write_npz(tmp_path / "plain.npz")).class_names == ["0", "1"]
+    short = _write_npz(tmp_path / "short.npz", class_names=np.array(["only"]))
+    with pytest.raises(DataError, match="only 1 class names.*class_names array in the file"):
+        load_medmnist_npz(short)
+    numbers = _write_npz(tmp_path / "numbers.npz", class_names=np.array([0, 1]))
+    with pytest.raises(DataError, match="class_names must be a 1-D array of text"):
+        load_medmnist_npz(numbers)
+
+
 def test_npz_missing_keys_and_bad_labels(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"lacks the MedMNIST keys val_labels.*keys present"):
         load_medmnist_npz(_write_npz(tmp_path / "a.npz", val_labels=None))
