@@ -75,6 +75,7 @@ def test_methods_lists_every_registered_method(invoke: Invoke) -> None:
     assert result.exit_code == 0
     for spec in list_methods():
         assert spec.name in result.output
+    assert "temperature" in result.output and "drw_epoch" in result.output
 
 
 def test_datasets_lists_the_named_data_sets(invoke: Invoke) -> None:
@@ -200,3 +201,27 @@ def test_benchmark_errors(invoke: Invoke, tmp_path: Path) -> None:
         invoke("benchmark", "--out", tmp_path / "b", "--methods", "ce", "--seeds", "0,x"),
         "--seeds '0,x'",
     )
+
+
+def test_demo_on_a_lone_clone_downloads_breastmnist_into_the_cache_and_says_so(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import medknn.api
+    import medknn.data.catalog as catalog
+
+    asked: list[TrainConfig] = []
+
+    def stop(config: TrainConfig, out: Path, **_: object) -> None:
+        asked.append(config)
+        raise SystemExit(0)  # the demo's training itself is not under test here
+
+    monkeypatch.delenv("MEDKNN_DATA", raising=False)
+    monkeypatch.setenv("MEDKNN_SETTINGS", str(tmp_path / "none.yaml"))
+    monkeypatch.setenv("MEDKNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(catalog, "source_checkout", lambda: None)  # no ../shared
+    monkeypatch.setattr(medknn.api, "train", stop)
+    result = invoke("demo", "--out", tmp_path / "demo", "--quiet")
+    assert asked and asked[0].download is True
+    assert "downloading it with its MD5 check into" in result.output
+    assert str(tmp_path / "cache" / "data" / "medmnist" / "breastmnist.npz") in result.output

@@ -221,6 +221,21 @@ def test_npz_concatenates_splits(tmp_path: Path) -> None:
     assert pickle.loads(pickle.dumps(table.reader)).read(3).shape == (28, 28, 1)
 
 
+def test_npz_names_its_classes_from_the_file_or_the_data_option(tmp_path: Path) -> None:
+    named = _write_npz(tmp_path / "named.npz", class_names=np.array(["benign", "malignant"]))
+    assert load_medmnist_npz(named).class_names == ["benign", "malignant"]
+    assert load_dataset(str(named)).class_names == ["benign", "malignant"]
+    # the data option wins over the file's names
+    assert load_dataset(str(named), class_names=["b", "m"]).class_names == ["b", "m"]
+    assert load_medmnist_npz(_write_npz(tmp_path / "plain.npz")).class_names == ["0", "1"]
+    short = _write_npz(tmp_path / "short.npz", class_names=np.array(["only"]))
+    with pytest.raises(DataError, match="only 1 class names.*class_names array in the file"):
+        load_medmnist_npz(short)
+    numbers = _write_npz(tmp_path / "numbers.npz", class_names=np.array([0, 1]))
+    with pytest.raises(DataError, match="class_names must be a 1-D array of text"):
+        load_medmnist_npz(numbers)
+
+
 def test_npz_missing_keys_and_bad_labels(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"lacks the MedMNIST keys val_labels.*keys present"):
         load_medmnist_npz(_write_npz(tmp_path / "a.npz", val_labels=None))
@@ -349,3 +364,49 @@ def test_load_dataset_downloads_missing_medmnist(
     table = load_dataset("breastmnist", download=True)
     assert isinstance(table, ImageTable) and len(table) == 11
     assert (root / "medmnist" / "breastmnist.npz").is_file()
+
+
+def test_data_root_order_and_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medknn.data import catalog
+    from medknn.data.catalog import (
+        data_root_candidates,
+        download_root,
+        locate_dataset,
+        source_checkout,
+        user_data_dir,
+    )
+
+    monkeypatch.delenv(DATA_ENV_VAR, raising=False)
+    monkeypatch.setenv("MEDKNN_SETTINGS", str(tmp_path / "settings.yaml"))
+    monkeypatch.setenv("MEDKNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    whys = [why for why, _ in data_root_candidates()]
+    assert whys[0] == "./data" and whys[-1] == "downloads"
+    assert ("the source checkout" in whys) == (source_checkout() is not None)
+    assert user_data_dir() == tmp_path / "cache" / "data"
+    assert download_root() == tmp_path / "cache" / "data"  # never the shared checkout folder
+
+    setting_root = tmp_path / "mine"
+    (setting_root / "medmnist").mkdir(parents=True)
+    (setting_root / "medmnist" / "breastmnist.npz").write_bytes(b"")
+    (tmp_path / "settings.yaml").write_text(f"data_root: {setting_root}\n")
+    assert resolve_data_root() == setting_root
+    assert locate_dataset("breastmnist") == setting_root / "medmnist" / "breastmnist.npz"
+    with pytest.raises(DataError, match=r"pneumoniamnist.*looked for .*mine.*data_root in"):
+        load_dataset("pneumoniamnist")
+
+    monkeypatch.setenv(DATA_ENV_VAR, str(tmp_path / "env"))  # the variable comes first
+    (tmp_path / "env").mkdir()
+    assert resolve_data_root() == tmp_path / "env"
+    assert locate_dataset("breastmnist") is None
+
+    monkeypatch.delenv(DATA_ENV_VAR)
+    (tmp_path / "settings.yaml").unlink()
+    (tmp_path / "data").mkdir()
+    assert resolve_data_root() == tmp_path / "data"
+    monkeypatch.setattr(catalog, "source_checkout", lambda: None)  # an installed package
+    assert [why for why, _ in data_root_candidates()] == ["./data", "downloads"]
+    with pytest.raises(DataError, match=r"looked for medmnist/breastmnist.npz under .*\./data"):
+        load_dataset("breastmnist")

@@ -332,7 +332,7 @@ def test_neighbour_search_option_is_checked() -> None:
         create_objective(
             "deepknn", ObjectiveContext(class_counts=counts, options={"neighbours": "whole"})
         )
-    with pytest.raises(ConfigError, match="not feature vectors"):
+    with pytest.raises(ConfigError, match="needs a run"):
         create_objective(
             "deepknn", ObjectiveContext(class_counts=counts, options={"neighbours": "bank"})
         )

@@ -206,8 +206,8 @@ def test_parts_are_standardised_with_training_statistics_only(parts: FeaturePart
 @pytest.mark.parametrize("method", ["knn-basic", "nca"])
 def test_linear_methods_beat_chance(method: str, parts: FeatureParts) -> None:
     model = make_metric_knn(method, num_features=parts.dim, n_neighbors=3)
-    model.fit(parts.features["train"], parts.labels["train"])
-    accuracy = (model.predict(parts.features["test"]) == parts.labels["test"]).mean()
+    model.fit(parts.features["train"], parts.labels("train"))
+    accuracy = (model.predict(parts.features["test"]) == parts.labels("test")).mean()
     assert accuracy > 0.9  # chance is 1/3
 
 
@@ -215,8 +215,8 @@ def test_lmnn_runs_or_says_why_not(parts: FeatureParts) -> None:
     problem = lmnn_problem()
     if problem is None:
         model = make_metric_knn("lmnn", num_features=parts.dim, n_neighbors=3)
-        model.fit(parts.features["train"], parts.labels["train"])
-        assert (model.predict(parts.features["test"]) == parts.labels["test"]).mean() > 0.9
+        model.fit(parts.features["train"], parts.labels("train"))
+        assert (model.predict(parts.features["test"]) == parts.labels("test")).mean() > 0.9
     else:
         assert "metric-learn" in problem
         with pytest.raises(ConfigError, match="'lmnn' cannot run here: metric-learn"):
@@ -227,7 +227,7 @@ def test_nca_is_fitted_on_a_stratified_subsample(parts: FeatureParts) -> None:
     model = make_metric_knn(
         "nca", num_features=parts.dim, options={"max_samples": 30, "n_components": 4}
     )
-    model.fit(parts.features["train"], parts.labels["train"])
+    model.fit(parts.features["train"], parts.labels("train"))
     metric = model.named_steps["metric"]
     assert metric.n_fit_samples_ == 30
     assert metric.estimator_.components_.shape == (4, parts.dim)

@@ -116,7 +116,7 @@ def test_options_reach_the_losses() -> None:
         ("ldam", {"drw_epoch": -2}, "drw_epoch=-2 must be the number of epochs"),
         ("ldam", {"drw_epoch": 1.5}, "drw_epoch=1.5"),
         ("ldam", {"margin": 0.5}, "no option 'margin'.*max_margin"),
-        ("supcon", {"temperature": 0}, "temperature=0.0 must be > 0"),
+        ("supcon", {"temperature": 0}, "temperature=0 must be a finite number > 0"),
         ("supcon+resample", {"temperature": "cold"}, "'supcon\\+resample'.*temperature='cold'"),
         ("supcon", {"tau": 0.1}, "no option 'tau'.*temperature"),
         ("linear-probe", {"temperature": 0.1}, "'linear-probe' has no option 'temperature'"),

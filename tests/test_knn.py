@@ -133,3 +133,27 @@ def test_invalid_arguments_raise_readable_errors():
         KNNClassifier(3).fit(train, np.array([0, 1, 2, 3, 0, 1]), class_names=["a", "b", "c"])
     with pytest.raises(DataError, match="got 2 ids for 6"):
         KNNClassifier(3).fit(train, labels, ids=["x", "y"])
+
+
+def test_errors_follow_scikit_learns_conventions():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    train, labels, queries = random_data(0, n_train=6)
+    for method in ("predict", "predict_proba", "kneighbors", "explain"):
+        with pytest.raises(NotFittedError, match="not fitted"):
+            getattr(KNNClassifier(), method)(queries)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(KNNClassifier())
+    check_is_fitted(KNNClassifier(3).fit(train, labels))
+    bad_parameters = [
+        {"n_neighbors": 0},
+        {"n_neighbors": 7},
+        {"weights": "distanse"},
+        {"index": "annoy"},
+        {"index": "hnsw", "index_options": {"m": 1}},
+        {"index": "exact", "index_options": {"nprobe": 3}},
+    ]
+    for parameters in bad_parameters:
+        with pytest.raises(ValueError):
+            KNNClassifier(**parameters).fit(train, labels)

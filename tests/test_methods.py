@@ -82,3 +82,71 @@ def test_deepknn_reports_skipped_anchors_of_a_singleton_class() -> None:
     assert stats["num_skipped_anchors"] == 1.0
     # Each of the 6 other anchors has K=2 positives and M=2 negatives: 4 triplets.
     assert stats["num_triplets"] == 6 * 2 * 2
+
+
+# --- what methods declare ---------------------------------------------------------------------
+
+
+def test_the_registry_imports_no_recipe_and_the_package_registers_them() -> None:
+    import ast
+    from pathlib import Path
+
+    import medknn.methods.registry as registry
+
+    tree = ast.parse(Path(registry.__file__).read_text(encoding="utf-8"))
+    imported = [
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    ] + [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    ]
+    assert not [name for name in imported if "recipes" in name]
+    assert "ldam" in {spec.name for spec in registry.list_methods()}
+
+
+@pytest.mark.parametrize("name", TRAINING_METHODS)
+def test_every_option_default_passes_its_own_check(name: str) -> None:
+    spec = get_method(name)
+    resolved = spec.resolve_options({})
+    assert list(resolved) == [option.name for option in spec.options]
+    for option in spec.options:
+        assert option.describe().startswith(option.name)
+
+
+def test_top_level_k_m_margin_are_the_declared_options() -> None:
+    spec = get_method("deepknn")
+    top = {"num_positives": 7, "num_negatives": 5, "margin": 0.2}
+    resolved = spec.resolve_options({}, top)
+    assert (resolved["num_positives"], resolved["num_negatives"], resolved["margin"]) == (7, 5, 0.2)
+    assert spec.resolve_options({"num_negatives": 3}, top)["num_negatives"] == 3
+    with pytest.raises(ConfigError, match="num_positives is 7 at the top level and 4"):
+        spec.resolve_options({"num_positives": 4}, top)
+    # constellation's K is num_negatives (CLI --m); the loss gets it from either place.
+    for context in (
+        ObjectiveContext(class_counts=CLASS_COUNTS, num_negatives=2),
+        ObjectiveContext(class_counts=CLASS_COUNTS, options={"num_negatives": 2}),
+    ):
+        assert create_objective("constellation", context).loss.num_negatives == 2
+    # a method that does not declare margin ignores the top-level value, refuses the option
+    assert get_method("ce").resolve_options({}, top) == {}
+    with pytest.raises(ConfigError, match="'ce' has no option 'margin'"):
+        get_method("ce").resolve_options({"margin": 0.3}, top)
+
+
+def test_logged_stats_are_declared_by_the_method() -> None:
+    assert get_method("deepknn").stats == ("num_skipped_anchors", "num_triplets")
+    assert get_method("constellation").stats == ("num_pairs", "num_terms")
+    objective = create_objective("constellation", _context())
+    assert objective.stat_attributes == ("num_pairs", "num_terms")
+
+
+def test_init_from_methods_are_registered_methods() -> None:
+    for spec in list_methods():
+        assert spec.requires_init_from == bool(spec.init_from_methods)
+        for name in spec.init_from_methods:
+            get_method(name)
+    assert get_method("linear-probe").init_from_methods[0] == "supcon"
+    assert "RUN/stage1" in get_method("linear-probe").init_from_hint
+    assert get_method("deepknn-star").init_from_hint == "a finished 'weighted-ce' or 'ce' run"

@@ -19,9 +19,6 @@ from medknn.reports import csv_table, markdown_table, summarize, write_benchmark
 from medknn.reports.tables import DEFAULT_COLUMNS, OPTIONAL_COLUMNS
 from medknn.training import RunDir, TrainConfig
 
-# deep kNN* fine-tunes the weighted-CE network of the same seed (the paper's Table 2).
-INIT_FROM_METHOD = "weighted-ce"
-
 
 @dataclass(frozen=True)
 class BenchmarkEntry:
@@ -206,13 +203,21 @@ def run_benchmark(
 def _init_run(
     base_values: dict, entry: BenchmarkEntry, seed: int, out: Path, progress: bool, console: Console
 ) -> Path:
-    """Train (or reuse) the weighted-CE run that deep kNN* of this seed starts from."""
-    existing = out / INIT_FROM_METHOD / f"seed{seed}"
-    if RunDir(existing).status.exists():
-        return existing
-    # The base options only: the entry's overrides (e.g. a fine-tuning lr) are deep kNN*'s own.
-    values = {**base_values, "method": INIT_FROM_METHOD, "seed": seed, "init_from": None}
-    path = out / f"{INIT_FROM_METHOD}-init" / f"seed{seed}"
-    console.rule(f"{INIT_FROM_METHOD} (start of {entry.label}) · seed {seed}")
+    """Train (or reuse) the run of the same seed that ``entry``'s method starts from: the first
+    of its ``init_from_methods`` (deep kNN* fine-tunes the weighted-CE network, the paper's
+    Table 2; the linear probe trains on a SupCon stage 1). A two-stage method's run is used
+    through its stage 1, ``RUN/stage1``."""
+    method = get_method(get_method(entry.method).init_from_methods[0])
+
+    def start_of(run: Path) -> Path:
+        return RunDir(run).first_stage if method.next_stage is not None else run
+
+    existing = out / method.name / f"seed{seed}"
+    if RunDir(start_of(existing)).status.exists():
+        return start_of(existing)
+    # The base options only: the entry's overrides (e.g. a fine-tuning lr) are the method's own.
+    values = {**base_values, "method": method.name, "seed": seed, "init_from": None}
+    path = out / f"{method.name}-init" / f"seed{seed}"
+    console.rule(f"{method.name} (start of {entry.label}) · seed {seed}")
     api.train(TrainConfig.from_dict(values), path, progress=progress, console=console)
-    return path
+    return start_of(path)

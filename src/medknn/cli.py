@@ -175,10 +175,17 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (split, sampling, init).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Deep kNN: K same-class neighbours.")] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("--k", help="Option num_positives: Deep kNN's K same-class neighbours."),
+    ] = None,
     m: Annotated[
         int | None,
-        typer.Option("--m", help="Negatives per anchor: Deep kNN's M, constellation's K."),
+        typer.Option(
+            "--m",
+            help="Option num_negatives: Deep kNN's M, constellation's K. Every method's options: "
+            "`medknn methods`; set them with --set 'method_options={name: value}'.",
+        ),
     ] = None,
     k_predict: Annotated[
         int | None, typer.Option(help="K_p neighbours voting at prediction.")
@@ -561,10 +568,19 @@ def demo(
 ) -> None:
     """Deep kNN on BreastMNIST with ImageNet EfficientNet-Lite0: real data, a few minutes on CPU."""
     from medknn import api
+    from medknn.data.catalog import DATASETS, download_root, locate_dataset, looked_in
     from medknn.io import read_json
     from medknn.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(DEMO_CONFIG)
+    if locate_dataset(cfg.data) is None:  # a lone clone: fetch it, checksummed, into the cache
+        target = download_root() / DATASETS[cfg.data].path
+        err_console.print(
+            f"demo: {cfg.data} is in no data folder (looked in {looked_in()}); downloading it "
+            f"with its MD5 check into {target}",
+            markup=False,
+        )
+        cfg = cfg.replace(download=True)
     err_console.print(
         f"demo: {cfg.method} on {cfg.data}, {cfg.backbone} at {cfg.image_size} px, "
         f"{cfg.epochs} epochs → {out}",
@@ -580,12 +596,14 @@ def demo(
 
 @app.command("methods")
 def list_methods_command() -> None:
-    """List the registered methods."""
+    """List the registered methods with their options (method_options; num_positives,
+    num_negatives and margin also at the top level: --k, --m, --set margin=X)."""
     from medknn.methods import list_methods
 
-    table = Table("method", "prediction", "summary")
+    table = Table("method", "prediction", "summary", "options")
     for spec in list_methods():
-        table.add_row(spec.name, spec.prediction, spec.summary)
+        options = "\n".join(option.describe() for option in spec.options) or "none"
+        table.add_row(spec.name, spec.prediction, spec.summary, options)
     out_console.print(table)
 
 

@@ -32,12 +32,12 @@ from medknn.io import (
     load_tensors,
     read_json,
 )
-from medknn.methods import MethodSpec, TrainingSetEmbedder, get_method
+from medknn.methods import MethodSpec, Objective, TrainingSetEmbedder, get_method
 from medknn.models import backbone_normalization
 from medknn.prediction import KNNClassifier, TrainedRun, compute_outputs
 from medknn.prediction.decision import DecisionRule
 from medknn.training import RunDir, TrainConfig, Trainer, run_lock
-from medknn.training.batches import build_batch_sampler
+from medknn.training.batches import BatchSampler, build_batch_sampler
 from medknn.training.build import build_network, build_objective, starts_pretrained
 from medknn.training.config import check_same_settings
 from medknn.training.device import resolve_device
@@ -52,6 +52,8 @@ from medknn.training.prepare import (
 )
 from medknn.training.run_manifest import refresh_manifest, remove_manifest, write_manifest
 from medknn.training.stages import check_split_of_init_run, next_stage_config
+from medknn.training.trainer import Validator
+from medknn.training.training_data import TrainingData
 
 # The metrics of the method's plain rule kept beside those of its decision rule.
 PLAIN_METRICS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
@@ -144,7 +146,7 @@ def _train_run(
         check_split_of_init_run(prepared, config)
     network = build_network(config, spec, len(prepared.class_names))
     prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
-    job = _Job(config, spec, prepared, network, run_dir, device, progress, console, distributed)
+    job = RunJob(config, spec, prepared, network, run_dir, device, progress, console, distributed)
     if is_new:
         _check_before_writing(job)
     if is_main:
@@ -152,7 +154,7 @@ def _train_run(
         if is_new:
             save_data_record(prepared, config, run_dir)
     # wall_seconds covers every attempt: this one plus the epochs restored from a checkpoint.
-    earlier_seconds = _train_network(job) if spec.trains else 0.0
+    earlier_seconds = train_network(job) if spec.trains else 0.0
     if not spec.trains and is_main:
         atomic_write_json(run_dir.history, [])
     if is_main:
@@ -202,12 +204,13 @@ def _train_in_stages(
 
 
 @dataclass
-class _Job:
-    """One training run being carried out: everything its steps share."""
+class RunJob:
+    """One training run being carried out: everything its steps share. ``prepared`` is the
+    run's ``TrainingData``: decoded images or feature vectors."""
 
     config: TrainConfig
     spec: MethodSpec
-    prepared: PreparedData
+    prepared: TrainingData
     network: torch.nn.Module
     run_dir: RunDir
     device: torch.device
@@ -216,11 +219,22 @@ class _Job:
     distributed: DistributedContext | None = None
 
 
-def _train_network(job: _Job) -> float:
-    """Train the network; return the seconds its earlier attempts spent on restored epochs."""
+@dataclass
+class TrainingSetup:
+    """What a run trains with, built the same way for images and feature vectors."""
+
+    config: TrainConfig  # epochs resolved: config.yaml keeps epochs: null
+    batch_sampler: BatchSampler
+    loader: DataLoader
+    objective: Objective
+    validate: Validator | None
+
+
+def build_training(job: RunJob) -> TrainingSetup:
+    """The batch sampler (the method's or the config's kind, with resampling), the epochs it
+    gives, the loader of the method's training dataset, the objective and the validator."""
     config, prepared, distributed = job.config, job.prepared, job.distributed
-    batch_sampler = build_batch_sampler(config, job.spec, prepared)
-    # config.yaml keeps epochs: null; the trainer and schedules get the number it stands for.
+    batch_sampler: BatchSampler = build_batch_sampler(config, job.spec, prepared)
     config = config.replace(epochs=config.resolved_epochs(len(batch_sampler)))
     if distributed is not None:
         batch_sampler = DistributedBatchSampler(
@@ -234,32 +248,31 @@ def _train_network(job: _Job) -> float:
     objective = build_objective(
         config, prepared.class_counts("train"), training_set=_training_set_embedder(job)
     )
-    validate = make_validator(
-        job.spec,
-        prepared,
-        k=config.k_predict,
-        weights=config.knn_weights,
-        index=config.knn_index,
-        index_options=config.knn_index_options,
-        device=job.device,
-    )
+    validate = make_validator(job.spec, prepared, config.knn, device=job.device)
+    return TrainingSetup(config, batch_sampler, loader, objective, validate)
+
+
+def train_network(job: RunJob) -> float:
+    """Train the network of ``job`` (images or feature vectors) with what ``build_training``
+    builds; return the seconds its earlier attempts spent on restored epochs."""
+    setup = build_training(job)
     trainer = Trainer(
         job.network,
-        objective,
-        config,
+        setup.objective,
+        setup.config,
         job.run_dir,
         device=job.device,
-        validate=validate,
+        validate=setup.validate,
         progress=job.progress,
         console=job.console,
-        distributed=distributed,
-        pretrained_backbone=starts_pretrained(config, job.spec),
+        distributed=job.distributed,
+        pretrained_backbone=starts_pretrained(setup.config, job.spec),
     )
-    trainer.fit(loader)
+    trainer.fit(setup.loader)
     return trainer.restored_seconds
 
 
-def _training_set_embedder(job: _Job) -> TrainingSetEmbedder:
+def _training_set_embedder(job: RunJob) -> TrainingSetEmbedder:
     """The training images with evaluation transforms, for objectives that keep a bank of
     their embeddings (Deep kNN with whole-set neighbours); embedded on the run's device."""
     prepared = job.prepared
@@ -278,19 +291,12 @@ def _training_set_embedder(job: _Job) -> TrainingSetEmbedder:
     return TrainingSetEmbedder(prepared.indices("train"), prepared.labels("train"), embed)
 
 
-def _finish(job: _Job, started: float) -> None:
+def _finish(job: RunJob, started: float) -> None:
     """Index the training set, score the test split, mark the run complete."""
     config, run_dir = job.config, job.run_dir
     job.network.to(job.device)
     knn = fit_knn_on_training_set(
-        job.network,
-        job.prepared,
-        k=config.k_predict,
-        weights=config.knn_weights,
-        index=config.knn_index,
-        index_options=config.knn_index_options,
-        device=job.device,
-        progress=job.progress,
+        job.network, job.prepared, config.knn, device=job.device, progress=job.progress
     )
     knn.save(run_dir.knn)
     metrics, outputs = score_part(
@@ -314,7 +320,7 @@ def _finish(job: _Job, started: float) -> None:
     write_manifest(run_dir)  # what TrainedRun.load checks the run's files against
 
 
-def _check_before_writing(job: _Job) -> None:
+def _check_before_writing(job: RunJob) -> None:
     """Build what training builds (sampler, objective, optimiser) once before a new run
     directory is written: a value they refuse then leaves nothing behind, and the corrected
     command starts cleanly."""

@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from medknn.data.download import download_file
 from medknn.data.sources import load_csv_manifest, load_image_folder, load_medmnist_npz
 from medknn.data.table import ImageTable
 from medknn.errors import ConfigError, DataError, did_you_mean
 
 DATA_ENV_VAR = "MEDKNN_DATA"
+SETTINGS_ENV_VAR = "MEDKNN_SETTINGS"
 MEDMNIST_URL = "https://zenodo.org/records/10519652/files/{name}.npz?download=1"
 
 
@@ -71,34 +74,119 @@ def list_datasets() -> list[str]:
     return sorted(DATASETS)
 
 
-def _candidate_roots() -> list[Path]:
-    project_root = Path(__file__).resolve().parents[3]  # src/medknn/data/catalog.py → project
-    return [project_root.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+def settings_file() -> Path:
+    """The user's medknn settings: ``$MEDKNN_SETTINGS``, else
+    ``$XDG_CONFIG_HOME/medknn/settings.yaml`` (``~/.config/medknn/settings.yaml``)."""
+    if os.environ.get(SETTINGS_ENV_VAR):
+        return Path(os.environ[SETTINGS_ENV_VAR]).expanduser()
+    config_home = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config_home).expanduser() / "medknn" / "settings.yaml"
+
+
+def _setting_data_root() -> Path | None:
+    """The ``data_root`` of the settings file, or None (no file, no such setting)."""
+    path = settings_file()
+    if not path.is_file():
+        return None
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as error:
+        raise ConfigError(f"{path} is not readable YAML ({error}); fix or remove it.") from None
+    value = settings.get("data_root") if isinstance(settings, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: data_root must be a folder path, got {value!r}.")
+    return Path(value).expanduser() if value else None
+
+
+def source_checkout() -> Path | None:
+    """The project folder when medknn runs from a source checkout (``src/medknn`` beside a
+    ``pyproject.toml``), None for an installed package."""
+    project = Path(__file__).resolve().parents[3]  # src/medknn/data/catalog.py → project
+    is_checkout = (project / "pyproject.toml").is_file() and (project / "src" / "medknn").is_dir()
+    return project if is_checkout else None
+
+
+def user_data_dir() -> Path:
+    """Where data sets are downloaded when no data root is set: the user cache's ``data``."""
+    from medknn.data.cache import default_cache_dir
+
+    return default_cache_dir() / "data"
+
+
+def data_root_candidates() -> list[tuple[str, Path]]:
+    """Where data is looked for, in order, each with what put it there: ``$MEDKNN_DATA``, the
+    settings file's ``data_root``, ``./data``, the checkout's ``../shared/data`` (only from a
+    source checkout) and the user cache's downloads."""
+    explicit = _explicit_root()
+    candidates = [] if explicit is None else [explicit]
+    if os.environ.get(DATA_ENV_VAR) and _setting_data_root() is not None:
+        candidates.append((f"data_root in {settings_file()}", _setting_data_root()))
+    candidates.append(("./data", Path.cwd() / "data"))
+    checkout = source_checkout()
+    if checkout is not None:
+        candidates.append(("the source checkout", checkout.parent / "shared" / "data"))
+    candidates.append(("downloads", user_data_dir()))
+    return candidates
+
+
+def _explicit_root() -> tuple[str, Path] | None:
+    """``$MEDKNN_DATA`` or the ``data_root`` setting: a root the user named."""
+    if os.environ.get(DATA_ENV_VAR):
+        return DATA_ENV_VAR, Path(os.environ[DATA_ENV_VAR]).expanduser()
+    setting = _setting_data_root()
+    return None if setting is None else (f"data_root in {settings_file()}", setting)
+
+
+def looked_in() -> str:
+    return ", ".join(f"{path} ({why})" for why, path in data_root_candidates())
 
 
 def resolve_data_root(*, create: bool = False) -> Path:
-    """``$MEDKNN_DATA``, else ``<project>/../shared/data``, else ``./../shared/data``.
+    """The root a user named (``$MEDKNN_DATA``, else the settings file's ``data_root``), else the
+    first existing folder of ``./data``, the checkout's ``../shared/data`` and the downloads in
+    the user cache (see :func:`data_root_candidates`).
 
-    With ``create=True`` a missing ``$MEDKNN_DATA`` folder is created (to download into).
+    With ``create=True`` a missing named root (or, with none named, the downloads folder) is
+    created, to download into.
     """
-    from_env = os.environ.get(DATA_ENV_VAR)
-    if from_env:
-        root = Path(from_env).expanduser()
+    explicit = _explicit_root()
+    if explicit is not None:
+        why, root = explicit
         if create:
             root.mkdir(parents=True, exist_ok=True)
         if not root.is_dir():
-            raise DataError(
-                f"{DATA_ENV_VAR}={from_env} is not a folder; point it at your data folder"
-            )
+            raise DataError(f"{why}: {root} is not a folder; point it at your data folder")
         return root
-    candidates = _candidate_roots()
-    for candidate in candidates:
+    for _, candidate in data_root_candidates():
         if candidate.is_dir():
             return candidate
+    if create:
+        user_data_dir().mkdir(parents=True, exist_ok=True)
+        return user_data_dir()
     raise DataError(
-        f"no data folder found (looked in {', '.join(map(str, candidates))}); "
-        f"set {DATA_ENV_VAR}=/path/to/data"
+        f"no data folder found (looked in {looked_in()}); set {DATA_ENV_VAR}=/path/to/data, "
+        f"or data_root in {settings_file()}"
     )
+
+
+def download_root() -> Path:
+    """Where a missing data set is downloaded: the root the user named, else the user cache's
+    ``data`` folder (never a shared or checkout folder)."""
+    explicit = _explicit_root()
+    root = user_data_dir() if explicit is None else explicit[1]
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def locate_dataset(name: str) -> Path | None:
+    """The file of a registered data set in the first data root that holds it, or None."""
+    info = DATASETS[name]
+    explicit = _explicit_root()
+    roots = [explicit] if explicit is not None else data_root_candidates()
+    for _, root in roots:
+        if (root / info.path).exists():
+            return root / info.path
+    return None
 
 
 def _check_options(
@@ -126,20 +214,26 @@ def _load(
 def _load_registered(
     info: DatasetInfo, data_root: Path | None, download: bool, options: Mapping[str, Any]
 ) -> ImageTable:
-    root = (
-        Path(data_root).expanduser()
-        if data_root is not None
-        else resolve_data_root(create=download)
-    )
-    path = root / info.path
-    if not path.exists():
+    if data_root is not None:
+        path: Path | None = Path(data_root).expanduser() / info.path
+        where = str(path)
+    else:
+        path = locate_dataset(info.name)
+        explicit = _explicit_root()
+        where = (
+            f"{explicit[1] / info.path} ({explicit[0]})"
+            if explicit is not None
+            else f"{info.path} under {looked_in()}"
+        )
+    if path is None or not path.exists():
         if download and info.url is not None:
+            path = path or download_root() / info.path
             download_file(info.url, path, md5=info.md5)
         else:
             how = "pass --download (download=True) or " if info.url is not None else ""
             raise DataError(
-                f"dataset {info.name!r} not found at {path}; {how}set {DATA_ENV_VAR} to the "
-                f"folder that holds {info.path}"
+                f"dataset {info.name!r} not found (looked for {where}); {how}set "
+                f"{DATA_ENV_VAR} to the folder that holds {info.path}"
             )
     loader = load_csv_manifest if info.kind == "csv" else load_medmnist_npz
     table = _load(loader, path, {**info.options, **options}, f"dataset {info.name!r}")

@@ -256,7 +256,10 @@ def load_csv_manifest(
 def load_medmnist_npz(
     path: str | os.PathLike, *, class_names: Sequence[str] | None = None
 ) -> ImageTable:
-    """A MedMNIST-layout npz (``{train,val,test}_{images,labels}``), splits concatenated."""
+    """A MedMNIST-layout npz (``{train,val,test}_{images,labels}``), splits concatenated.
+
+    The classes are named by ``class_names`` (the data option), else by a ``class_names`` array
+    of text in the file, else ``0``, ``1``, ... by index."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"npz file {path} does not exist")
@@ -305,12 +308,21 @@ def load_medmnist_npz(
     if len(shapes) != 1:
         raise DataError(f"npz file {path}: the splits' images differ in shape: {sorted(shapes)}")
     all_labels = np.concatenate(labels)
+    if class_names is None and "class_names" in arrays:
+        stored = arrays["class_names"]
+        if stored.ndim != 1 or stored.dtype.kind not in "US" or not stored.size:
+            raise DataError(
+                f"npz file {path}: class_names must be a 1-D array of text (one name per class "
+                f"index), found shape {stored.shape} of {stored.dtype}"
+            )
+        class_names = [str(name) for name in stored.astype(str)]
     if class_names is None:
         class_names = [str(c) for c in range(int(all_labels.max(initial=0)) + 1)]
     elif all_labels.size and all_labels.max() >= len(class_names):
         raise DataError(
             f"npz file {path} has label {all_labels.max()} but only {len(class_names)} class "
-            f"names were given: {list(class_names)}"
+            f"names were given: {list(class_names)}; name every class index (data option "
+            "class_names, or a class_names array in the file)"
         )
     sizes = [len(split_labels) for split_labels in labels]
     return ImageTable(

@@ -16,22 +16,20 @@ from medknn.methods import MethodSpec
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier, compute_outputs, predict_with_rule
 from medknn.prediction.decision import DecisionRule
-from medknn.training.prepare import Part, PreparedData
+from medknn.training.knn_index_options import KNNSettings
+from medknn.training.training_data import Part, TrainingData
 
 
 def fit_knn_on_training_set(
     network: EmbeddingNetwork,
-    prepared: PreparedData,
+    prepared: TrainingData,
+    knn: KNNSettings,
     *,
-    k: int,
-    weights: str = "uniform",
-    index: str = "exact",
-    index_options: dict[str, int | None] | None = None,
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> KNNClassifier:
-    """Embed every training image (no augmentation) and index them for kNN search (``index``:
-    exact, ivf or hnsw, see ``KNNClassifier``)."""
+    """Embed every training case (no augmentation) and index them for kNN search with the run's
+    ``knn`` settings (K_p, weights, exact / ivf / hnsw index, see ``KNNClassifier``)."""
     embeddings, _ = compute_outputs(
         network,
         prepared.dataset("train", augment=False),
@@ -39,15 +37,9 @@ def fit_knn_on_training_set(
         progress=progress,
         description="embedding training set",
     )
-    train = prepared.indices("train")
-    knn = KNNClassifier(
-        min(k, len(train)), weights=weights, index=index, index_options=index_options
-    )
-    return knn.fit(
-        embeddings,
-        prepared.labels("train"),
-        ids=[prepared.table.ids[i] for i in train],
-        class_names=prepared.class_names,
+    labels = prepared.labels("train")
+    return KNNClassifier.from_settings(knn, len(labels)).fit(
+        embeddings, labels, ids=prepared.ids("train"), class_names=prepared.class_names
     )
 
 
@@ -75,7 +67,7 @@ class PartOutputs:
 def evaluate_network(
     network: EmbeddingNetwork,
     spec: MethodSpec,
-    prepared: PreparedData,
+    prepared: TrainingData,
     part: Part,
     *,
     knn: KNNClassifier | None,
@@ -126,12 +118,9 @@ def with_embedding_quality(metrics: dict, outputs: PartOutputs, knn: KNNClassifi
 
 def make_validator(
     spec: MethodSpec,
-    prepared: PreparedData,
+    prepared: TrainingData,
+    knn: KNNSettings,
     *,
-    k: int,
-    weights: str = "uniform",
-    index: str = "exact",
-    index_options: dict[str, int | None] | None = None,
     device: torch.device | str = "cpu",
 ):
     """A ``validate(network) -> {"mcr", "accuracy"}`` callback for the trainer, or None without
@@ -142,22 +131,14 @@ def make_validator(
         return None
 
     def validate(network: EmbeddingNetwork) -> dict[str, float]:
-        knn = None
+        fitted = None
         if spec.prediction == "knn":
-            knn = fit_knn_on_training_set(
-                network,
-                prepared,
-                k=k,
-                weights=weights,
-                index=index,
-                index_options=index_options,
-                device=device,
-            )
-        metrics, _ = evaluate_network(network, spec, prepared, "val", knn=knn, device=device)
+            fitted = fit_knn_on_training_set(network, prepared, knn, device=device)
+        metrics, _ = evaluate_network(network, spec, prepared, "val", knn=fitted, device=device)
         scores = {"mcr": metrics["mcr"], "accuracy": metrics["accuracy"]}
-        if knn is not None:
+        if fitted is not None:
             scores["train_knn_accuracy"] = leave_one_out_knn_accuracy(
-                knn.embeddings_, knn.labels_, k=min(k, len(knn.labels_) - 1)
+                fitted.embeddings_, fitted.labels_, k=min(knn.k, len(fitted.labels_) - 1)
             )
         return scores
 

@@ -1,4 +1,7 @@
-"""Embed every image of a data set once with a frozen backbone; cache the vectors in an .npz."""
+"""Embed every image of a data set once with a frozen backbone; cache the vectors in an .npz.
+
+Decoding, transforms and the network are the training pipeline's own (``whole_data``,
+``PreparedData.dataset``, ``build_feature_extractor``)."""
 
 from __future__ import annotations
 
@@ -7,23 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 
-from medknn.data import (
-    CachedImageDataset,
-    build_transforms,
-    decode_images,
-    load_dataset,
-    resize_size_for,
-)
 from medknn.errors import ConfigError
 from medknn.features.feature_set import FeatureSet
-from medknn.models import backbone_normalization, create_network
+from medknn.models import backbone_normalization
 from medknn.prediction import compute_outputs
 from medknn.training import TrainConfig
-from medknn.training.build import uses_pretrained
+from medknn.training.build import build_feature_extractor, uses_pretrained
 from medknn.training.device import resolve_device
+from medknn.training.prepare import whole_data
 
 FORMAT = "medknn.features/1"
 
@@ -80,28 +76,14 @@ def extract_features(
 
     torch_device = resolve_device(device)
     # The network first: a wrong backbone or weights file fails before minutes of decoding.
-    network = create_network(
-        backbone,
-        embedding_dim=None,  # the backbone's pooled features, as they are
-        normalize=False,
-        pretrained=settings["pretrained"],
-        weights=weights,
-        small_input=settings["small_input"],
-    ).to(torch_device)
-    mean, std = backbone_normalization(network.backbone)
-    table = load_dataset(data, **config.data_options)
-    table, images = decode_images(
-        table, resize_size_for(image_size), strict=config.strict_images, progress=progress
+    network = build_feature_extractor(config).to(torch_device)
+    prepared = whole_data(config, progress=progress).normalized_for(
+        *backbone_normalization(network.backbone)
     )
-    dataset = CachedImageDataset(
-        images,
-        table.labels,
-        np.arange(len(table)),
-        build_transforms(image_size, train=False, mean=mean, std=std),
-    )
+    table = prepared.table
     features, _ = compute_outputs(
         network,
-        dataset,
+        prepared.dataset("train", augment=False),
         device=torch_device,
         batch_size=batch_size,
         progress=progress,

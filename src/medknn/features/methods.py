@@ -12,7 +12,7 @@ from rich.console import Console
 from medknn.errors import ConfigError, did_you_mean
 from medknn.evaluation import classification_metrics
 from medknn.features.metric_knn import LINEAR_METHODS, lmnn_problem, make_metric_knn
-from medknn.features.mlp_training import predict_part, train_mlp
+from medknn.features.mlp_training import score_test_part, train_mlp
 from medknn.features.parts import FeatureParts
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method, list_methods
@@ -40,17 +40,23 @@ def feature_method_label(method: str) -> str:
 
 def check_feature_method(method: str) -> None:
     """ConfigError unless ``method`` runs on feature vectors: a linear method (``knn-basic``,
-    ``nca``, ``lmnn`` when metric-learn works) or a registered method that trains a network
-    from scratch (the MLP takes its place of the backbone)."""
+    ``nca``, ``lmnn`` when metric-learn works) or a registered method that declares it can (the
+    MLP takes the backbone's place); any other registered method is refused with its reason."""
     if method in LINEAR_METHODS:
         if method == "lmnn" and lmnn_problem() is not None:
             raise ConfigError(f"Method 'lmnn' cannot run here: {lmnn_problem()}. Leave it out.")
         return
-    trainable = [s.name for s in list_methods() if s.trains and not s.requires_init_from]
-    if method not in trainable:
+    on_vectors = [s.name for s in list_methods() if s.vector_problem is None]
+    if method not in {s.name for s in list_methods()}:
         raise ConfigError(
             f"Method {method!r} does not run on feature vectors. "
-            + did_you_mean(method, (*LINEAR_METHODS, *trainable))
+            + did_you_mean(method, (*LINEAR_METHODS, *on_vectors))
+        )
+    problem = get_method(method).vector_problem
+    if problem is not None:
+        raise ConfigError(
+            f"Method {method!r} does not run on feature vectors: {problem}. Methods that do: "
+            f"{', '.join((*LINEAR_METHODS, *on_vectors))}."
         )
 
 
@@ -85,30 +91,30 @@ def run_feature_method(
         model = make_metric_knn(
             method,
             num_features=parts.dim,
-            n_neighbors=min(config.k_predict, parts.size("train")),
-            weights=config.knn_weights,
+            knn=config.knn,
+            num_train=parts.size("train"),
             options=config.method_options,
             random_state=config.seed,
-        ).fit(parts.features["train"], parts.labels["train"])
+        ).fit(parts.features["train"], parts.labels("train"))
         test = parts.features["test"]
         predicted, proba = model.predict(test), model.predict_proba(test)
         if "metric" in model.named_steps:
             notes["fit_samples"] = model.named_steps["metric"].n_fit_samples_
+        metrics = classification_metrics(
+            parts.labels("test"),
+            predicted,
+            proba=proba,
+            class_names=parts.class_names,
+            train_counts=parts.class_counts("train"),
+        )
     else:
         spec, device = get_method(method), resolve_device(config.device)
         network = train_mlp(
             spec, parts, config, run_dir, device=device, progress=progress, console=console
         )
-        predicted, proba, knn = predict_part(network, spec, parts, "test", config, device)
+        metrics, knn = score_test_part(network, spec, parts, config, device)
         if knn is not None:
             knn.save(run_dir.knn)
-    metrics = classification_metrics(
-        parts.labels["test"],
-        predicted,
-        proba=proba,
-        class_names=parts.class_names,
-        train_counts=parts.class_counts("train"),
-    )
     metrics.update(method=method, seed=config.seed, **notes)
     atomic_write_json(run_dir.metrics, metrics)
     atomic_write_json(

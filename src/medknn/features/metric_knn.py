@@ -15,6 +15,7 @@ from sklearn.pipeline import Pipeline
 from medknn.errors import ConfigError
 from medknn.features.subsampled_fit import SubsampledFit
 from medknn.prediction import KNNClassifier
+from medknn.training.knn_index_options import KNNSettings
 
 LINEAR_METHODS = ("knn-basic", "nca", "lmnn")
 # method_options each linear method accepts, with their defaults.
@@ -31,6 +32,8 @@ def make_metric_knn(
     num_features: int,
     n_neighbors: int = 5,
     weights: str = "uniform",
+    knn: KNNSettings | None = None,
+    num_train: int | None = None,
     options: Mapping[str, Any] | None = None,
     random_state: int = 0,
 ) -> Pipeline:
@@ -40,15 +43,21 @@ def make_metric_knn(
     NeighborhoodComponentsAnalysis and ``lmnn`` metric-learn's LMNN in front, each fitted on a
     stratified subsample of ``max_samples`` rows (:class:`SubsampledFit`). ``options`` are the
     method's entries of ``LINEAR_OPTIONS``; ``n_components`` is capped at ``num_features``.
+    ``knn``, a run's kNN settings (K_p capped at ``num_train``, weights, index type and
+    options), replaces ``n_neighbors`` and ``weights``.
     """
     if method not in LINEAR_OPTIONS:
         raise ConfigError(
             f"{method!r} is not one of the linear methods {', '.join(LINEAR_METHODS)}."
         )
     settings = resolve_options(method, options)
-    knn = ("knn", KNNClassifier(n_neighbors, weights=weights))
+    if knn is None:
+        classifier = KNNClassifier(n_neighbors, weights=weights)
+    else:
+        classifier = KNNClassifier.from_settings(knn, num_train or knn.k)
+    knn_step = ("knn", classifier)
     if method == "knn-basic":
-        return Pipeline([knn])
+        return Pipeline([knn_step])
     components = min(settings["n_components"], num_features)
     if method == "nca":
         metric = NeighborhoodComponentsAnalysis(
@@ -69,7 +78,7 @@ def make_metric_knn(
     subsampled = SubsampledFit(
         metric, max_samples=settings["max_samples"], random_state=random_state
     )
-    return Pipeline([("metric", subsampled), knn])
+    return Pipeline([("metric", subsampled), knn_step])
 
 
 def resolve_options(method: str, options: Mapping[str, Any] | None) -> dict[str, int]:

@@ -1,23 +1,32 @@
-"""The Deep kNN paper's MLP on feature vectors, trained with any registered objective."""
+"""The Deep kNN paper's MLP on feature vectors, trained and scored by the image pipeline's own
+steps: the same network builder, batch sampler (with resampling), objective, validator, trainer
+and kNN settings, with the feature vectors as the run's ``TrainingData``."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from rich.console import Console
-from torch.utils.data import DataLoader
 
-from medknn.errors import DataError
-from medknn.evaluation import classification_metrics
-from medknn.features.parts import FeatureParts, Part
+from medknn.evaluation import evaluate_network, fit_knn_on_training_set
+from medknn.features.parts import FeatureParts
 from medknn.io import load_tensors
 from medknn.methods import MethodSpec
-from medknn.models import EmbeddingNetwork, create_network
-from medknn.prediction import KNNClassifier, compute_outputs, predict_with_rule
-from medknn.training import RunDir, TrainConfig, Trainer
-from medknn.training.batches import BatchSampler, create_batch_sampler
-from medknn.training.build import build_objective
-from medknn.training.trainer import Validator
+from medknn.models import EmbeddingNetwork
+from medknn.prediction import KNNClassifier
+from medknn.run_training import RunJob, train_network
+from medknn.training import RunDir, TrainConfig
+from medknn.training.build import build_network
+
+
+def mlp_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with the MLP in the backbone's place, whatever image backbone it names (the
+    run's ``config.yaml`` keeps what it was given)."""
+    return config.replace(backbone="mlp")
+
+
+def build_mlp(spec: MethodSpec, parts: FeatureParts, config: TrainConfig) -> EmbeddingNetwork:
+    """``spec``'s network with the 3-layer BN+ReLU MLP as its backbone (``build_network``)."""
+    return build_network(mlp_config(config), spec, len(parts.class_names), in_features=parts.dim)
 
 
 def train_mlp(
@@ -30,98 +39,27 @@ def train_mlp(
     progress: bool = True,
     console: Console | None = None,
 ) -> EmbeddingNetwork:
-    """Train a 3-layer BN+ReLU MLP with ``spec``'s objective and batches (an interrupted run
-    resumes); return it with the weights of the best validation MCR."""
-    network = create_network(
-        "mlp",
-        in_features=parts.dim,
-        embedding_dim=config.embedding_dim if spec.embedding == "projected" else None,
-        normalize=spec.normalize_embedding,
-        num_classes=len(parts.class_names) if spec.classifier else None,
-        head_activation=spec.head_activation,
-    )
-    objective = build_objective(config, parts.class_counts("train"))
-    loader = DataLoader(
-        parts.dataset("train"), batch_sampler=feature_batch_sampler(config, spec, parts)
-    )
-    trainer = Trainer(
-        network,
-        objective,
-        config,
-        run_dir,
-        device=device,
-        validate=_validator(spec, parts, config, device),
-        progress=progress,
-        console=console,
-    )
-    trainer.fit(loader)
+    """Train the MLP with ``spec``'s objective and batches (an interrupted run resumes); return
+    it with the weights of the best validation MCR."""
+    config = mlp_config(config)
+    network = build_mlp(spec, parts, config)
+    console = console or Console(stderr=True, quiet=not progress)
+    train_network(RunJob(config, spec, parts, network, run_dir, device, progress, console))
     network.load_state_dict(load_tensors(run_dir.model))
     return network
 
 
-def predict_part(
+def score_test_part(
     network: EmbeddingNetwork,
     spec: MethodSpec,
     parts: FeatureParts,
-    part: Part,
     config: TrainConfig,
     device: torch.device,
-) -> tuple[np.ndarray, np.ndarray, KNNClassifier | None]:
-    """``(predicted labels, probabilities, the kNN index or None)`` for ``part`` under the
-    method's rule; kNN methods index the embedded training part."""
-    embeddings, logits = compute_outputs(network, parts.dataset(part), device=device)
+) -> tuple[dict, KNNClassifier | None]:
+    """``(metrics, the kNN index or None)`` of the test part under the method's plain rule; kNN
+    methods index the embedded training part with the run's kNN settings."""
     knn = None
     if spec.prediction == "knn":
-        train_embeddings, _ = compute_outputs(network, parts.dataset("train"), device=device)
-        knn = KNNClassifier(
-            min(config.k_predict, parts.size("train")), weights=config.knn_weights
-        ).fit(
-            train_embeddings,
-            parts.labels["train"],
-            ids=parts.ids["train"],
-            class_names=parts.class_names,
-        )
-    predicted, proba = predict_with_rule(
-        spec.prediction, knn=knn, embeddings=embeddings, logits=logits
-    )
-    return predicted, proba, knn
-
-
-def feature_batch_sampler(
-    config: TrainConfig, spec: MethodSpec, parts: FeatureParts
-) -> BatchSampler:
-    """The method's batches over the training rows (``config.sampler`` overrides the kind);
-    ``cluster`` groups each class by k-means on the feature vectors themselves."""
-    kind = config.sampler or spec.sampler
-    counts = parts.class_counts("train")
-    if kind == "stratified" and spec.prediction == "knn" and counts.min() < 2:
-        name = parts.class_names[int(counts.argmin())]
-        raise DataError(
-            f"Class {name!r} has {counts.min()} training row(s) but {spec.name} needs at "
-            "least 2 (every anchor needs a positive); add rows of that class or use 'ce'."
-        )
-    return create_batch_sampler(
-        kind,
-        config,
-        parts.labels["train"],
-        num_classes=len(parts.class_names),
-        cluster_features=lambda: parts.features["train"],
-    )
-
-
-def _validator(
-    spec: MethodSpec, parts: FeatureParts, config: TrainConfig, device: torch.device
-) -> Validator | None:
-    """The trainer's per-epoch ``validate(network) -> {"mcr", "accuracy"}``; None without a
-    validation part. The training part is re-embedded each time: neighbours move as it learns."""
-    if parts.size("val") == 0:
-        return None
-
-    def validate(network: EmbeddingNetwork) -> dict[str, float]:
-        predicted, _, _ = predict_part(network, spec, parts, "val", config, device)
-        metrics = classification_metrics(
-            parts.labels["val"], predicted, class_names=parts.class_names
-        )
-        return {"mcr": metrics["mcr"], "accuracy": metrics["accuracy"]}
-
-    return validate
+        knn = fit_knn_on_training_set(network, parts, config.knn, device=device)
+    metrics, _ = evaluate_network(network, spec, parts, "test", knn=knn, device=device)
+    return metrics, knn

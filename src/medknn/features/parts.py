@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -11,19 +10,21 @@ from sklearn.preprocessing import StandardScaler
 from torch.utils.data import TensorDataset
 
 from medknn.data import Split
+from medknn.errors import ConfigError
 from medknn.features.feature_set import FeatureSet
-
-Part = Literal["train", "val", "test"]
+from medknn.methods import MethodSpec
+from medknn.training.training_data import Part
 
 
 @dataclass(frozen=True)
 class FeatureParts:
-    """Standardised features, labels and table rows of each part of one split."""
+    """Standardised features, labels, table rows and ids of each part of one split: the
+    feature-vector kind of ``medknn.training.training_data.TrainingData``."""
 
     features: dict[str, np.ndarray]
-    labels: dict[str, np.ndarray]
-    indices: dict[str, np.ndarray]
-    ids: dict[str, list[str]]
+    part_labels: dict[str, np.ndarray]
+    rows: dict[str, np.ndarray]
+    part_ids: dict[str, list[str]]
     class_names: list[str]
 
     @classmethod
@@ -37,9 +38,9 @@ class FeatureParts:
                 part: scaler.transform(feature_set.features[r]).astype(np.float32)
                 for part, r in rows.items()
             },
-            labels={part: feature_set.labels[r] for part, r in rows.items()},
-            indices=rows,
-            ids={part: [feature_set.ids[i] for i in r] for part, r in rows.items()},
+            part_labels={part: feature_set.labels[r] for part, r in rows.items()},
+            rows=rows,
+            part_ids={part: [feature_set.ids[i] for i in r] for part, r in rows.items()},
             class_names=list(feature_set.class_names),
         )
 
@@ -48,15 +49,37 @@ class FeatureParts:
         return self.features["train"].shape[1]
 
     def size(self, part: Part) -> int:
-        return len(self.indices[part])
+        return len(self.rows[part])
+
+    def indices(self, part: Part) -> np.ndarray:
+        return self.rows[part]
+
+    def labels(self, part: Part) -> np.ndarray:
+        return self.part_labels[part]
+
+    def ids(self, part: Part) -> list[str]:
+        return self.part_ids[part]
 
     def class_counts(self, part: Part = "train") -> np.ndarray:
-        return np.bincount(self.labels[part], minlength=len(self.class_names))
+        return np.bincount(self.labels(part), minlength=len(self.class_names))
 
-    def dataset(self, part: Part) -> TensorDataset:
-        """Items ``(features, label, table row)``, the triple the Trainer's loader yields."""
+    def cluster_features(self, positions: np.ndarray) -> np.ndarray:
+        """The training vectors themselves: the ``cluster`` sampler groups them by k-means."""
+        return self.features["train"][positions]
+
+    def dataset(
+        self, part: Part, *, augment: bool = False, augmentation: str = "standard", views: int = 1
+    ) -> TensorDataset:
+        """Items ``(features, label, table row)``, the triple the Trainer's loader yields.
+        Vectors are not augmented; several views of a vector are refused (no method that
+        declares feature-vector support asks for them)."""
+        if views != 1:
+            raise ConfigError(f"feature vectors have one view each, not {views}.")
         return TensorDataset(
             torch.from_numpy(self.features[part]),
-            torch.from_numpy(self.labels[part]),
-            torch.from_numpy(self.indices[part]),
+            torch.from_numpy(self.labels(part)),
+            torch.from_numpy(self.indices(part)),
         )
+
+    def training_dataset(self, spec: MethodSpec, augmentation: str | None = None) -> TensorDataset:
+        return self.dataset("train", augment=True, views=spec.views)

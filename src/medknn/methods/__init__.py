@@ -1,8 +1,19 @@
-"""Method recipes and their registry."""
+"""Method recipes and their registry.
+
+The registry (``registry.py``) imports no recipe; this package imports the built-in recipe
+modules, which register their methods (as timm's ``models/__init__.py`` does for
+``_registry.py``). They import torch only when an objective is built.
+"""
 
 from __future__ import annotations
 
 from medknn.lazy import lazy_getattr
+from medknn.methods import (  # noqa: F401  (imported to register the built-in methods)
+    recipes,
+    recipes_bstriplet,
+    recipes_constellation,
+    recipes_imbalance,
+)
 
 # Imported on first use: the registry (names, summaries, prediction rules) is light, the
 # objectives and the embedding bank import torch.
@@ -17,6 +28,7 @@ _LAZY = {
     "MemoryBankObjective": _OBJECTIVES,
     "MetricLossObjective": _OBJECTIVES,
     "Objective": _OBJECTIVES,
+    "MethodOption": _REGISTRY,
     "MethodSpec": _REGISTRY,
     "ObjectiveContext": _REGISTRY,
     "create_objective": _REGISTRY,
@@ -35,6 +47,7 @@ __all__ = [
     "EmbeddingBank",
     "LogitLossObjective",
     "MemoryBankObjective",
+    "MethodOption",
     "MethodSpec",
     "MetricLossObjective",
     "Objective",

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from medknn.errors import ConfigError
 from medknn.methods.registry import (
+    MethodOption,
     ObjectiveContext,
     embedding_method,
     register_method,
@@ -28,28 +29,22 @@ def _deep_knn(context: ObjectiveContext) -> Objective:
     from medknn.methods.embedding_bank import EmbeddingBank
     from medknn.methods.objectives import MemoryBankObjective, MetricLossObjective
 
-    context.check_options("deepknn", ("neighbours",))
-    neighbours = context.option("neighbours", "batch")
-    if neighbours not in NEIGHBOUR_SEARCHES:
-        raise ConfigError(
-            f"Method 'deepknn': method_options neighbours={neighbours!r} is unknown; use 'batch' "
-            "(in the mini-batch, the default) or 'bank' (in the whole training set)."
-        )
     loss = DeepKNNLoss(
-        num_positives=context.num_positives,
-        num_negatives=context.num_negatives,
-        margin=context.margin,
+        num_positives=context.option("num_positives"),
+        num_negatives=context.option("num_negatives"),
+        margin=context.option("margin"),
     )
-    stats = ("num_skipped_anchors", "num_triplets")
-    if neighbours == "batch":
-        return MetricLossObjective(loss, stat_attributes=stats)
+    if context.option("neighbours") == "batch":
+        return MetricLossObjective(loss, stat_attributes=context.stats)
     if context.training_set is None:
         raise ConfigError(
             "Method 'deepknn' with neighbours 'bank' embeds the whole training set every epoch; "
-            "that needs an image run (medknn train / medknn.train), not feature vectors. Use "
-            "neighbours 'batch' here."
+            "that needs a run (medknn train / medknn.train, or the feature benchmark), not a "
+            "bare objective. Use neighbours 'batch' here."
         )
-    return MemoryBankObjective(loss, EmbeddingBank(context.training_set), stat_attributes=stats)
+    return MemoryBankObjective(
+        loss, EmbeddingBank(context.training_set), stat_attributes=context.stats
+    )
 
 
 def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
@@ -58,28 +53,45 @@ def _batch_hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
     from medknn.losses.mined_loss import MinedLoss
     from medknn.methods.objectives import MetricLossObjective
 
-    context.check_options("triplet", ())
     # Same distance as Deep kNN (L2 on unit vectors) so that the margin means the same thing.
     distance = distances.LpDistance(normalize_embeddings=True, p=2, power=1)
     miner = miners.BatchHardMiner(distance=distance)
-    loss = losses.TripletMarginLoss(margin=context.margin, distance=distance)
+    loss = losses.TripletMarginLoss(margin=context.option("margin"), distance=distance)
     return MetricLossObjective(MinedLoss(loss, miner))
 
 
 def _cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
     from medknn.methods.objectives import CrossEntropyObjective
 
-    context.check_options("ce", ())
     return CrossEntropyObjective(label_smoothing=context.label_smoothing)
 
 
 def _weighted_cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
     from medknn.methods.objectives import CrossEntropyObjective, inverse_frequency_weights
 
-    context.check_options("weighted-ce", ())
     return CrossEntropyObjective(
         inverse_frequency_weights(context.class_counts), label_smoothing=context.label_smoothing
     )
+
+
+# The Deep kNN paper's K, M and margin; also top-level options (--k, --m, --margin).
+POSITIVES = MethodOption(
+    "num_positives", 5, "K: nearest same-class neighbours per anchor", "integer", 1, 1000
+)
+NEGATIVES = MethodOption(
+    "num_negatives", 5, "M: nearest other-class neighbours per anchor", "integer", 1, 1000
+)
+MARGIN = MethodOption("margin", 0.2, "the triplet margin on L2 distances", low=0.0)
+NEIGHBOURS = MethodOption(
+    "neighbours",
+    "batch",
+    "where neighbours are searched: the mini-batch or the whole training set's embedding bank",
+    "choice",
+    choices=NEIGHBOUR_SEARCHES,
+    expects="'batch' (in the mini-batch, the default) or 'bank' (in the whole training set)",
+)
+DEEP_KNN_OPTIONS = (NEIGHBOURS, POSITIVES, NEGATIVES, MARGIN)
+DEEP_KNN_STATS = ("num_skipped_anchors", "num_triplets")
 
 
 register_method(
@@ -90,6 +102,8 @@ register_method(
         "training set); kNN prediction.",
         DEEP_KNN,
         _deep_knn,
+        options=DEEP_KNN_OPTIONS,
+        stats=DEEP_KNN_STATS,
     )
 )
 register_method(
@@ -98,7 +112,11 @@ register_method(
         "deep kNN*: Deep kNN fine-tuning of a CE-trained run's backbone (--init-from RUN).",
         DEEP_KNN,
         _deep_knn,
+        options=DEEP_KNN_OPTIONS,
+        stats=DEEP_KNN_STATS,
         requires_init_from=True,
+        init_from_methods=("weighted-ce", "ce"),
+        not_on_vectors="it fine-tunes the backbone of a CE-trained image run (--init-from)",
     )
 )
 register_method(
@@ -107,6 +125,7 @@ register_method(
         "Traditional triplet loss with batch-hard mining (Hermans et al. 2017); kNN prediction.",
         "Hermans, Beyer, Leibe, In Defense of the Triplet Loss, 2017",
         _batch_hard_triplet,
+        options=(MARGIN,),
     )
 )
 register_method(
@@ -133,5 +152,6 @@ register_method(
         None,
         embedding="pooled",
         sampler="shuffle",
+        not_on_vectors="it does not train; kNN on the feature vectors as given is knn-basic",
     )
 )

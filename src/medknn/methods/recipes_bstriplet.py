@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from medknn.errors import ConfigError
-from medknn.methods.registry import ObjectiveContext, register_method, softmax_method
+from medknn.methods.registry import (
+    MethodOption,
+    ObjectiveContext,
+    register_method,
+    softmax_method,
+)
 
 # The losses and objectives import torch: each factory imports them when a run builds its
 # objective, so that listing or looking up methods stays fast (`medknn methods`).
@@ -28,16 +32,9 @@ def _ce_plus_bstriplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjec
     from medknn.losses.bstriplet_loss import BSTripletLoss
     from medknn.methods.objectives import CrossEntropyPlusMetricObjective
 
-    context.check_options("ce+bst", ("weight", "bst_margin", "squared"))
-    squared = context.option("squared", True)
-    if not isinstance(squared, bool):
-        raise ConfigError(
-            f"Method 'ce+bst': method_options squared={squared!r} must be true (the paper's "
-            "squared similarities) or false (linear)."
-        )
-    loss = BSTripletLoss(margin=context.number("ce+bst", "bst_margin", 0.9), squared=squared)
+    loss = BSTripletLoss(margin=context.option("bst_margin"), squared=context.option("squared"))
     return CrossEntropyPlusMetricObjective(
-        loss, context.number("ce+bst", "weight", 1.0), label_smoothing=context.label_smoothing
+        loss, context.option("weight"), label_smoothing=context.label_smoothing
     )
 
 
@@ -47,17 +44,14 @@ def _ce_plus_triplet(context: ObjectiveContext) -> CrossEntropyPlusMetricObjecti
     from medknn.losses.mined_loss import MinedLoss
     from medknn.methods.objectives import CrossEntropyPlusMetricObjective
 
-    context.check_options("ce+triplet", ("weight", "triplet_margin"))
     # The paper's eq. 1: max(0, 1 - s+ + s-) on cosine similarities. Batch-hard mining gives
     # each anchor one positive and one negative, the "regular" triplet loss the paper contrasts
     # BSTriplet with, and needs no P×Q batches: anchors without a pair are skipped.
     similarity = distances.CosineSimilarity()
-    loss = losses.TripletMarginLoss(
-        margin=context.number("ce+triplet", "triplet_margin", 1.0), distance=similarity
-    )
+    loss = losses.TripletMarginLoss(margin=context.option("triplet_margin"), distance=similarity)
     return CrossEntropyPlusMetricObjective(
         MinedLoss(loss, miners.BatchHardMiner(distance=similarity)),
-        context.number("ce+triplet", "weight", 1.0),
+        context.option("weight"),
         label_smoothing=context.label_smoothing,
     )
 
@@ -67,23 +61,28 @@ def _ce_plus_lifted(context: ObjectiveContext) -> CrossEntropyPlusMetricObjectiv
 
     from medknn.methods.objectives import CrossEntropyPlusMetricObjective
 
-    context.check_options("ce+lifted", ("weight", "pos_margin", "neg_margin"))
     # PML's default distance here is Euclidean on L2-normalised embeddings, so the margins are
     # scale-free like the other two losses.
     loss = losses.GeneralizedLiftedStructureLoss(
-        neg_margin=context.number("ce+lifted", "neg_margin", 1.0),
-        pos_margin=context.number("ce+lifted", "pos_margin", 0.0),
+        neg_margin=context.option("neg_margin"), pos_margin=context.option("pos_margin")
     )
     return CrossEntropyPlusMetricObjective(
-        loss, context.number("ce+lifted", "weight", 1.0), label_smoothing=context.label_smoothing
+        loss, context.option("weight"), label_smoothing=context.label_smoothing
     )
+
+
+WEIGHT = MethodOption("weight", 1.0, "λ, the metric term's weight beside cross entropy", low=0.0)
 
 
 def _register(
-    name: str, summary: str, reference: str, build: Callable[[ObjectiveContext], Objective]
+    name: str,
+    summary: str,
+    reference: str,
+    build: Callable[[ObjectiveContext], Objective],
+    options: tuple[MethodOption, ...],
 ) -> None:
     # The paper's set-up: the metric term and the softmax share the pooled backbone feature.
-    register_method(softmax_method(name, summary, reference, build))
+    register_method(softmax_method(name, summary, reference, build, options=(WEIGHT, *options)))
 
 
 _register(
@@ -92,6 +91,16 @@ _register(
     "softmax prediction. sampler: cluster gives the paper's DM batches.",
     BSTRIPLET,
     _ce_plus_bstriplet,
+    (
+        MethodOption("bst_margin", 0.9, "BSTriplet's margin", low=0.0, high=1.0),
+        MethodOption(
+            "squared",
+            True,
+            "squared batch similarities, as the paper",
+            "bool",
+            expects="true (the paper's squared similarities) or false (linear)",
+        ),
+    ),
 )
 _register(
     "ce+triplet",
@@ -99,6 +108,7 @@ _register(
     "(options: weight, triplet_margin); softmax prediction.",
     "the BSTriplet paper's CE+Triplet baseline (eq. 1)",
     _ce_plus_triplet,
+    (MethodOption("triplet_margin", 1.0, "the margin on cosine similarities"),),
 )
 _register(
     "ce+lifted",
@@ -106,4 +116,8 @@ _register(
     "weight, pos_margin, neg_margin); softmax prediction.",
     "the BSTriplet paper's CE+LS baseline; Hermans et al. 2017's generalized lifted structure",
     _ce_plus_lifted,
+    (
+        MethodOption("pos_margin", 0.0, "the positive pairs' margin"),
+        MethodOption("neg_margin", 1.0, "the negative pairs' margin"),
+    ),
 )

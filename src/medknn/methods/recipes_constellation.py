@@ -10,9 +10,14 @@ not fine-tuned, ImageNet features are ``knn-imagenet``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from medknn.methods.registry import ObjectiveContext, embedding_method, register_method
+from medknn.methods.registry import (
+    MethodOption,
+    ObjectiveContext,
+    embedding_method,
+    register_method,
+)
 
 # The losses and objectives import torch: each factory imports them when a run builds its
 # objective, so that listing or looking up methods stays fast (`medknn methods`).
@@ -31,7 +36,6 @@ def _contrastive(context: ObjectiveContext) -> MetricLossObjective:
 
     from medknn.methods.objectives import MetricLossObjective
 
-    context.check_options("contrastive", ())
     # Eq. 1 averages over all pairs, zero terms included: MeanReducer, not PML's non-zero mean.
     loss = losses.ContrastiveLoss(
         pos_margin=0.0,
@@ -48,15 +52,13 @@ def _hard_triplet(context: ObjectiveContext) -> MetricLossObjective:
     from medknn.losses.mined_loss import MinedLoss
     from medknn.methods.objectives import MetricLossObjective
 
-    context.check_options("triplet-hard", ())
     # Eq. 2 compares squared distances; "hard-triplet mining" keeps every triplet with a positive
     # loss (hard and semi-hard), which is PML's TripletMarginMiner(type_of_triplets="all").
     distance = distances.LpDistance(normalize_embeddings=True, p=2, power=2)
-    miner = miners.TripletMarginMiner(
-        margin=context.margin, type_of_triplets="all", distance=distance
-    )
+    margin = context.option("margin")
+    miner = miners.TripletMarginMiner(margin=margin, type_of_triplets="all", distance=distance)
     loss = losses.TripletMarginLoss(
-        margin=context.margin, distance=distance, reducer=reducers.MeanReducer()
+        margin=margin, distance=distance, reducer=reducers.MeanReducer()
     )
     return MetricLossObjective(MinedLoss(loss, miner))
 
@@ -66,7 +68,6 @@ def _npairs(context: ObjectiveContext) -> MetricLossObjective:
 
     from medknn.methods.objectives import MetricLossObjective
 
-    context.check_options("npairs", ())
     # "No need for L2 normalization [...] as it already incorporates [it] in the loss": PML's
     # N-pairs normalises inside (cosine similarities), so the head's own L2 norm changes nothing
     # in training and gives kNN the geometry that was trained. Plain dot products of sigmoid
@@ -76,13 +77,12 @@ def _npairs(context: ObjectiveContext) -> MetricLossObjective:
 
 
 def _constellation(context: ObjectiveContext) -> MetricLossObjective:
-    # K is the config's num_negatives (CLI --m / --set num_negatives=K): negatives per anchor.
+    # K is the option num_negatives (also top-level: CLI --m / --set num_negatives=K).
     from medknn.losses.constellation_loss import ConstellationLoss
     from medknn.methods.objectives import MetricLossObjective
 
-    context.check_options("constellation", ())
-    loss = ConstellationLoss(num_negatives=context.num_negatives)
-    return MetricLossObjective(loss, stat_attributes=("num_pairs", "num_terms"))
+    loss = ConstellationLoss(num_negatives=context.option("num_negatives"))
+    return MetricLossObjective(loss, stat_attributes=context.stats)
 
 
 def _register(
@@ -90,9 +90,12 @@ def _register(
     summary: str,
     build: Callable[[ObjectiveContext], MetricLossObjective],
     reference: str,
+    **declared: Any,
 ) -> None:
     # The constellation paper's head: 128 sigmoid units, then L2 normalisation.
-    register_method(embedding_method(name, summary, reference, build, head_activation="sigmoid"))
+    register_method(
+        embedding_method(name, summary, reference, build, head_activation="sigmoid", **declared)
+    )
 
 
 _register(
@@ -108,6 +111,7 @@ _register(
     "triplet of the batch (constellation paper eq. 2); kNN prediction.",
     _hard_triplet,
     "Schroff, Kalenichenko, Philbin, FaceNet, CVPR 2015; as eq. 2 of " + CONSTELLATION,
+    options=(MethodOption("margin", 0.2, "the margin on squared L2 distances", low=0.0),),
 )
 _register(
     "npairs",
@@ -120,7 +124,18 @@ _register(
 _register(
     "constellation",
     "Constellation loss (Medela & Picon 2020, eq. 4): every same-class pair against K "
-    "negatives from distinct other classes (K = num_negatives); kNN prediction.",
+    "negatives from distinct other classes (option num_negatives = K); kNN prediction.",
     _constellation,
     CONSTELLATION,
+    options=(
+        MethodOption(
+            "num_negatives",
+            5,
+            "K: negatives per pair, from distinct other classes (CLI --m)",
+            "integer",
+            1,
+            1000,
+        ),
+    ),
+    stats=("num_pairs", "num_terms"),
 )

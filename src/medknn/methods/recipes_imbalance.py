@@ -9,11 +9,10 @@ softmax classifier on its pooled feature with class-balanced batches; its run is
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
-from medknn.errors import ConfigError
 from medknn.methods.registry import (
+    MethodOption,
     ObjectiveContext,
     embedding_method,
     register_method,
@@ -43,10 +42,9 @@ DRW_SHARE = 0.8  # LDAM-DRW re-weights after 160 of 200 epochs (Cao et al., CIFA
 LDAM_SCALE = 30.0  # s of Cao et al., on the logits of the cosine classifier
 
 
-def _cross_entropy(context: ObjectiveContext, *, method: str) -> CrossEntropyObjective:
+def _cross_entropy(context: ObjectiveContext) -> CrossEntropyObjective:
     from medknn.methods.objectives import CrossEntropyObjective
 
-    context.check_options(method, ())
     return CrossEntropyObjective(label_smoothing=context.label_smoothing)
 
 
@@ -54,28 +52,23 @@ def _focal(context: ObjectiveContext) -> LogitLossObjective:
     from medknn.losses import FocalLoss
     from medknn.methods.objectives import LogitLossObjective, inverse_frequency_weights
 
-    context.check_options("focal", ("gamma", "balanced"))
-    balanced = context.option("balanced", False)
-    if not isinstance(balanced, bool):
-        raise ConfigError(
-            f"Method 'focal': method_options balanced={balanced!r} must be true (class weights "
-            "n / (C·n_c) as the focal loss's alpha) or false (none, the default)."
-        )
+    balanced = context.option("balanced")
     weight = inverse_frequency_weights(context.class_counts) if balanced else None
-    return LogitLossObjective(FocalLoss(context.number("focal", "gamma", FOCAL_GAMMA), weight))
+    return LogitLossObjective(FocalLoss(context.option("gamma"), weight))
 
 
 def _ldam(context: ObjectiveContext) -> LogitLossObjective:
     from medknn.losses import LDAMLoss, drw_weights
     from medknn.methods.objectives import LogitLossObjective
 
-    context.check_options("ldam", ("max_margin", "scale", "drw_epoch"))
     loss = LDAMLoss(
         context.class_counts,
-        max_margin=context.number("ldam", "max_margin", 0.5),
-        scale=context.number("ldam", "scale", LDAM_SCALE),
+        max_margin=context.option("max_margin"),
+        scale=context.option("scale"),
     )
-    start = _reweighting_start(context)
+    start = context.option("drw_epoch")
+    if start == "auto":
+        start = None if context.epochs is None else round(DRW_SHARE * context.epochs)
     if start is None:
         return LogitLossObjective(loss)
     return LogitLossObjective(
@@ -83,32 +76,50 @@ def _ldam(context: ObjectiveContext) -> LogitLossObjective:
     )
 
 
-def _reweighting_start(context: ObjectiveContext) -> int | None:
-    """Epochs trained before LDAM's deferred re-weighting starts; None: never."""
-    value = context.option("drw_epoch", "auto")
-    if value == "auto":
-        return None if context.epochs is None else round(DRW_SHARE * context.epochs)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        return value
-    raise ConfigError(
-        f"Method 'ldam': method_options drw_epoch={value!r} must be the number of epochs trained "
-        "before re-weighting starts (a whole number >= 0), null (no re-weighting) or 'auto' "
-        f"({DRW_SHARE:.0%} of the epochs, as LDAM-DRW's 160 of 200)."
-    )
-
-
-def _supcon(context: ObjectiveContext, *, method: str) -> MetricLossObjective:
+def _supcon(context: ObjectiveContext) -> MetricLossObjective:
     from medknn.losses import SupConLoss
     from medknn.methods.objectives import MetricLossObjective
 
-    context.check_options(method, ("temperature",))
-    temperature = context.number(method, "temperature", SUPCON_TEMPERATURE)
-    if temperature <= 0:
-        raise ConfigError(
-            f"Method {method!r}: method_options temperature={temperature} must be > 0 (the "
-            "paper tries 0.01 to 1.0; default 0.1)."
-        )
-    return MetricLossObjective(SupConLoss(temperature=temperature))
+    return MetricLossObjective(SupConLoss(temperature=context.option("temperature")))
+
+
+FOCAL_OPTIONS = (
+    MethodOption("gamma", FOCAL_GAMMA, "the focusing parameter γ", low=0.0),
+    MethodOption(
+        "balanced",
+        False,
+        "class weights n / (C·n_c) as the loss's alpha",
+        "bool",
+        expects="true (class weights n / (C·n_c) as the focal loss's alpha) or false (none, "
+        "the default)",
+    ),
+)
+LDAM_OPTIONS = (
+    MethodOption("max_margin", 0.5, "the largest class margin (the rarest class's)", low=0.0),
+    MethodOption(
+        "scale", LDAM_SCALE, "s, the cosine classifier's logit scale", low=0.0, low_open=True
+    ),
+    MethodOption(
+        "drw_epoch",
+        "auto",
+        "epochs before deferred re-weighting starts; null: never",
+        "integer",
+        0,
+        choices=("auto", None),
+        expects="the number of epochs trained before re-weighting starts (a whole number >= 0), "
+        f"null (no re-weighting) or 'auto' ({DRW_SHARE:.0%} of the epochs, as LDAM-DRW's 160 "
+        "of 200)",
+    ),
+)
+SUPCON_OPTIONS = (
+    MethodOption(
+        "temperature",
+        SUPCON_TEMPERATURE,
+        "the loss's temperature τ (the paper tries 0.01 to 1.0)",
+        low=0.0,
+        low_open=True,
+    ),
+)
 
 
 def _register_supcon(name: str, resample: str, batches: str) -> None:
@@ -121,13 +132,18 @@ def _register_supcon(name: str, resample: str, batches: str) -> None:
             "Two stages: supervised contrastive loss (option temperature 0.1) on an MLP "
             f"projection of two augmented views, {batches}; then linear-probe.",
             MARRAKCHI,
-            partial(_supcon, method=name),
+            _supcon,
+            options=SUPCON_OPTIONS,
             projection="mlp",
             views=2,
             augmentation="contrastive",
             sampler="shuffle",
             resample=resample,
             next_stage="linear-probe",
+            not_on_vectors=(
+                "it trains on two contrastive augmented views of each image, then a second "
+                "stage (linear-probe) on the frozen backbone; a vector has neither"
+            ),
         )
     )
 
@@ -138,7 +154,7 @@ register_method(
         "Softmax classifier trained with cross entropy on the oversampled training set (copies "
         "of minority images until every class has the majority's count).",
         "the resampling baseline of " + MARRAKCHI,
-        partial(_cross_entropy, method="ce+resample"),
+        _cross_entropy,
         resample="oversample",
     )
 )
@@ -149,6 +165,7 @@ register_method(
         "balanced false).",
         FOCAL,
         _focal,
+        options=FOCAL_OPTIONS,
     )
 )
 register_method(
@@ -158,8 +175,9 @@ register_method(
         "re-weighting (options: max_margin 0.5, scale 30, drw_epoch auto = 80 % of the epochs).",
         LDAM,
         _ldam,
+        options=LDAM_OPTIONS,
         classifier_type="cosine",
-        classifier_scale_option=("scale", LDAM_SCALE),
+        classifier_scale_option="scale",
     )
 )
 
@@ -171,8 +189,10 @@ register_method(
         "Stage 2 of supcon: a linear softmax classifier on the frozen backbone of a stage-1 run "
         "(--init-from RUN/stage1), cross entropy, class-balanced batches.",
         MARRAKCHI,
-        partial(_cross_entropy, method="linear-probe"),
+        _cross_entropy,
         requires_init_from=True,
+        init_from_methods=("supcon", "supcon+resample"),
+        not_on_vectors="it is supcon's second stage, on the frozen backbone of an image run",
         freeze_backbone=True,
         sampler="balanced",
     )

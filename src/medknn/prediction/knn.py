@@ -11,6 +11,7 @@ import faiss
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import NotFittedError
 
 from medknn.errors import ConfigError, DataError, did_you_mean
 from medknn.io import atomic_save_tensors, atomic_write_json, load_tensors, read_json
@@ -21,7 +22,7 @@ from medknn.prediction.knn_index import (
     stored_vectors,
     write_index,
 )
-from medknn.training.knn_index_options import check_knn_index
+from medknn.training.knn_index_options import KNNSettings, check_knn_index
 
 WEIGHTS = ("uniform", "distance")
 _EPS = 1e-12  # keeps 1/d finite for an exact duplicate of a training case
@@ -30,6 +31,16 @@ _READABLE = ("medknn.KNNClassifier/1", _FORMAT)  # /1: exact search only, writte
 INDEX_FILE = "index.faiss"
 EMBEDDINGS_FILE = "embeddings.safetensors"
 _RESAVE = "copy the run again, or retrain it"
+
+
+class InvalidKNNParameter(ConfigError, ValueError):
+    """A bad ``KNNClassifier`` parameter: a medknn ConfigError and, as scikit-learn estimators
+    raise, a ValueError."""
+
+
+class KNNNotFittedError(ConfigError, NotFittedError):
+    """A ``KNNClassifier`` used before ``fit``: scikit-learn's ``NotFittedError`` (a ValueError
+    and AttributeError) and a medknn ConfigError."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,16 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.weights = weights
         self.index = index
         self.index_options = index_options
+
+    @classmethod
+    def from_settings(cls, settings: KNNSettings, num_train: int) -> KNNClassifier:
+        """An unfitted classifier with a run's kNN ``settings`` (K_p capped at ``num_train``)."""
+        return cls(
+            settings.neighbours_for(num_train),
+            weights=settings.weights,
+            index=settings.index,
+            index_options=dict(settings.index_options),
+        )
 
     def fit(
         self,
@@ -253,21 +274,26 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         """Check the parameters; return the index options completed with their defaults."""
         k = self.n_neighbors
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ConfigError(f"n_neighbors={k!r} is invalid; pass an integer >= 1 (e.g. 5).")
+            raise InvalidKNNParameter(
+                f"n_neighbors={k!r} is invalid; pass an integer >= 1 (e.g. 5)."
+            )
         if k > num_train:
-            raise ConfigError(
+            raise InvalidKNNParameter(
                 f"n_neighbors={k} exceeds the {num_train} training embeddings; "
                 f"pass n_neighbors <= {num_train} or fit on more training cases."
             )
         if self.weights not in WEIGHTS:
-            raise ConfigError(
+            raise InvalidKNNParameter(
                 f"weights={self.weights!r} is unknown. {did_you_mean(str(self.weights), WEIGHTS)}"
             )
-        return check_knn_index(self.index, self.index_options)
+        try:
+            return check_knn_index(self.index, self.index_options)
+        except ConfigError as error:
+            raise InvalidKNNParameter(str(error)) from None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "index_"):
-            raise ConfigError(
+            raise KNNNotFittedError(
                 "this KNNClassifier is not fitted; call fit(embeddings, labels) first."
             )
 

@@ -14,12 +14,12 @@ from medknn.data import (
     ShuffledBatchSampler,
     StratifiedBatchSampler,
     oversample_indices,
-    thumbnail_features,
 )
 from medknn.errors import ConfigError, did_you_mean
 from medknn.methods import MethodSpec
 from medknn.training.config import TrainConfig
-from medknn.training.prepare import PreparedData, check_class_sizes
+from medknn.training.prepare import check_class_sizes
+from medknn.training.training_data import TrainingData
 
 SAMPLERS = ("stratified", "shuffle", "cluster", "balanced")
 
@@ -58,7 +58,7 @@ def resolved_resample(config: TrainConfig, spec: MethodSpec) -> str:
 
 
 def build_batch_sampler(
-    config: TrainConfig, spec: MethodSpec, prepared: PreparedData
+    config: TrainConfig, spec: MethodSpec, prepared: TrainingData
 ) -> BatchSampler:
     """The sampler of ``config.sampler`` (or the method's own), over the training positions;
     with ``resample: oversample`` over the oversampled positions (each class copied up to the
@@ -71,24 +71,24 @@ def build_batch_sampler(
 
 
 def _sampler(
-    config: TrainConfig, spec: MethodSpec, prepared: PreparedData, positions: np.ndarray
+    config: TrainConfig, spec: MethodSpec, prepared: TrainingData, positions: np.ndarray
 ) -> BatchSampler:
     """``stratified``: P classes × Q images per batch (in-batch mining needs positives);
     ``shuffle``: plain shuffled batches of ``batch_size`` (the BSTriplet paper's "RS");
     ``cluster``: ``batch_size`` images drawn from ``cluster_groups`` k-means groups per class,
-    in proportion to the groups' sizes (the paper's "DM"), clustered on 8×8 grey thumbnails;
+    in proportion to the groups' sizes (the paper's "DM"), clustered on the data's
+    ``cluster_features`` (8×8 grey thumbnails of images, feature vectors as they are);
     ``balanced``: each image of a batch from a class drawn uniformly (Kang et al. 2020).
     Positions yielded index ``positions``."""
     kind = config.sampler or spec.sampler
     if kind == "stratified" and (spec.prediction == "knn" or spec.embedding == "projected"):
         check_class_sizes(prepared, needed=2, method=spec.name, why="every anchor needs a positive")
-    train = prepared.indices("train")[positions]
     return create_batch_sampler(
         kind,
         config,
         prepared.labels("train")[positions],
         num_classes=len(prepared.class_names),
-        cluster_features=lambda: thumbnail_features(prepared.images, train),
+        cluster_features=lambda: prepared.cluster_features(positions),
     )
 
 

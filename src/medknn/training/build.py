@@ -18,12 +18,6 @@ from medknn.models.weights import LITE0
 from medknn.training.config import TrainConfig
 from medknn.training.run_dir import RunDir
 
-# What --init-from expects, by method, for the error message when it is missing.
-INIT_FROM_RUNS = {
-    "deepknn-star": "a finished 'weighted-ce' or 'ce' run",
-    "linear-probe": "a finished stage-1 run of 'supcon', e.g. RUN/stage1",
-}
-
 
 def uses_pretrained(config: TrainConfig) -> bool:
     """ImageNet weights by default where they ship offline, unless a local file is given."""
@@ -38,33 +32,57 @@ def starts_pretrained(config: TrainConfig, spec: MethodSpec) -> bool:
 
 
 def build_network(
-    config: TrainConfig, spec: MethodSpec, num_classes: int, *, load_weights: bool = True
+    config: TrainConfig,
+    spec: MethodSpec,
+    num_classes: int,
+    *,
+    load_weights: bool = True,
+    in_features: int | None = None,
 ) -> EmbeddingNetwork:
-    """The network for ``spec``; ``load_weights=False`` skips ImageNet/--weights/--init-from
-    (used when a run's own weights are loaded right after)."""
+    """The network for ``spec``: the method's head (projected or pooled, linear or MLP
+    projection, activation, normalisation) and classifier (linear or cosine, its scale) on the
+    config's backbone; ``in_features`` for feature vectors (the ``mlp`` backbone).
+    ``load_weights=False`` skips ImageNet/--weights/--init-from (used when a run's own weights
+    are loaded right after)."""
     network = create_network(
         config.backbone,
         embedding_dim=config.embedding_dim if spec.embedding == "projected" else None,
         normalize=spec.normalize_embedding,
         num_classes=num_classes if spec.classifier else None,
-        pretrained=load_weights and uses_pretrained(config),
-        weights=config.weights if load_weights else None,
-        small_input=config.resolved_small_input,
+        in_features=in_features,
         head_activation=spec.head_activation,
         projection=spec.projection,
         classifier_type=spec.classifier_type,
         classifier_scale=spec.classifier_scale(config.method_options or {}),
+        **_backbone_weights(config, load_weights),
     )
     if spec.requires_init_from and load_weights:
         if not config.init_from:
             raise ConfigError(
                 f"Method {spec.name!r} starts from a trained run's backbone: pass --init-from RUN "
-                f"({INIT_FROM_RUNS.get(spec.name, 'a finished run')} with the same backbone)."
+                f"({spec.init_from_hint} with the same backbone)."
             )
         load_backbone_from_run(network, Path(config.init_from), config)
     if spec.freeze_backbone:
         network.freeze_backbone()
     return network
+
+
+def build_feature_extractor(config: TrainConfig) -> EmbeddingNetwork:
+    """The config's backbone with the weights a run would start from, its pooled features as
+    they are (no head, no normalisation, no classifier): what ``medknn features`` extracts."""
+    return create_network(
+        config.backbone, embedding_dim=None, normalize=False, **_backbone_weights(config, True)
+    )
+
+
+def _backbone_weights(config: TrainConfig, load_weights: bool) -> dict:
+    """The backbone's starting weights (ImageNet, a file) and its small-input adaptation."""
+    return dict(
+        pretrained=load_weights and uses_pretrained(config),
+        weights=config.weights if load_weights else None,
+        small_input=config.resolved_small_input,
+    )
 
 
 def load_backbone_from_run(network: EmbeddingNetwork, run_path: Path, config: TrainConfig) -> None:

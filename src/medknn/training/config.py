@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from medknn.errors import ConfigError, did_you_mean
-from medknn.training.knn_index_options import check_knn_index
+from medknn.training.knn_index_options import KNNSettings, check_knn_index
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -237,6 +237,16 @@ class TrainConfig:
             return self.epochs
         wanted = math.ceil(MIN_UPDATES / max(batches_per_epoch, 1))
         return min(max(wanted, MIN_EPOCHS), MAX_AUTO_EPOCHS)
+
+    @property
+    def knn(self) -> KNNSettings:
+        """The run's kNN settings: K_p, vote weights, index type and options."""
+        return KNNSettings(
+            k=self.k_predict,
+            weights=self.knn_weights,
+            index=self.knn_index,
+            index_options=dict(self.knn_index_options),
+        )
 
     @property
     def resolved_split_seed(self) -> int:

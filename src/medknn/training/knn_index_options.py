@@ -1,4 +1,5 @@
-"""The nearest-neighbour index types of kNN prediction and their options, checked before training.
+"""The nearest-neighbour index types of kNN prediction and their options, checked before training,
+and ``KNNSettings``, the one value that says how a run fits its kNN.
 
 They live in the training layer so that ``TrainConfig`` rejects a typo before the first epoch;
 ``medknn.prediction.knn_index`` builds the faiss indexes from them.
@@ -7,6 +8,7 @@ They live in the training layer so that ``TrainConfig`` rejects a typo before th
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from medknn.errors import ConfigError, did_you_mean
@@ -61,3 +63,22 @@ def check_knn_index(index: str, options: Mapping[str, Any] | None) -> dict[str, 
                 f"whole number >= {minimum}{auto}; the default is {defaults[name]}."
             )
     return {**defaults, **options}
+
+
+@dataclass(frozen=True)
+class KNNSettings:
+    """How a run's kNN index is fitted and searched: K_p voters, vote weights, the index type and
+    its options. One value, built from the config (``TrainConfig.knn``) and passed everywhere a
+    kNN is fitted (images, feature vectors, validation, the final index)."""
+
+    k: int = 5
+    weights: str = "uniform"
+    index: str = "exact"
+    index_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_knn_index(self.index, self.index_options)
+
+    def neighbours_for(self, num_train: int) -> int:
+        """K_p, capped at the number of training cases."""
+        return min(self.k, num_train)

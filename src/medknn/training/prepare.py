@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from medknn.data import (
     load_dataset,
     make_split,
     resize_size_for,
+    thumbnail_features,
 )
 from medknn.errors import DataError
 from medknn.io import atomic_write_json, read_json
@@ -27,13 +27,13 @@ from medknn.methods import MethodSpec
 from medknn.training.config import TrainConfig
 from medknn.training.run_dir import RunDir
 from medknn.training.run_manifest import refresh_manifest
-
-Part = Literal["train", "val", "test"]
+from medknn.training.training_data import Part, TrainingData
 
 
 @dataclass
 class PreparedData:
-    """A decoded data set with its split; hands out datasets with train or eval transforms."""
+    """A decoded data set with its split; hands out datasets with train or eval transforms (the
+    image kind of ``TrainingData``)."""
 
     table: ImageTable
     images: np.ndarray
@@ -52,8 +52,15 @@ class PreparedData:
     def labels(self, part: Part) -> np.ndarray:
         return self.table.labels[self.indices(part)]
 
+    def ids(self, part: Part) -> list[str]:
+        return [self.table.ids[i] for i in self.indices(part)]
+
     def class_counts(self, part: Part = "train") -> np.ndarray:
         return self.table.class_counts(self.indices(part))
+
+    def cluster_features(self, positions: np.ndarray) -> np.ndarray:
+        """8×8 grey thumbnails of the training images at ``positions``."""
+        return thumbnail_features(self.images, self.indices("train")[positions])
 
     def normalized_for(self, mean: tuple[float, ...], std: tuple[float, ...]) -> PreparedData:
         """The same data, normalised the way a backbone's weights expect."""
@@ -105,13 +112,7 @@ def prepare_data(
     progress: bool = True,
 ) -> PreparedData:
     """Load and decode the configured data; the split is saved to (or read from) ``run_dir``."""
-    table = load_dataset(config.data, download=config.download, **config.data_options)
-    table, images = decode_images(
-        table,
-        resize_size_for(config.image_size),
-        strict=config.strict_images,
-        progress=progress,
-    )
+    table, images = decode_data(config, progress=progress)
     if run_dir is not None and run_dir.split.exists():
         split = Split.from_dict(read_json(run_dir.split), table)
     else:
@@ -133,6 +134,25 @@ def prepare_data(
     if run_dir is not None:
         save_data_record(prepared, config, run_dir)
     return prepared
+
+
+def decode_data(config: TrainConfig, *, progress: bool = True) -> tuple[ImageTable, np.ndarray]:
+    """The configured data set and its images, decoded once at the run's cache size (readable
+    rows only, unless ``strict_images``)."""
+    table = load_dataset(config.data, download=config.download, **config.data_options)
+    return decode_images(
+        table, resize_size_for(config.image_size), strict=config.strict_images, progress=progress
+    )
+
+
+def whole_data(config: TrainConfig, *, progress: bool = True) -> PreparedData:
+    """Every decoded image of the configured data as the ``train`` part (no split): for passes
+    over the whole set, such as feature extraction."""
+    table, images = decode_data(config, progress=progress)
+    everything = Split(
+        train=np.arange(len(table)), val=np.arange(0), test=np.arange(0), strategy="all", seed=0
+    )
+    return PreparedData(table, images, everything, config.image_size)
 
 
 def save_data_record(prepared: PreparedData, config: TrainConfig, run_dir: RunDir) -> None:
@@ -172,7 +192,7 @@ def describe_data(prepared: PreparedData) -> dict:
     }
 
 
-def check_class_sizes(prepared: PreparedData, *, needed: int, method: str, why: str) -> None:
+def check_class_sizes(prepared: TrainingData, *, needed: int, method: str, why: str) -> None:
     """Refuse a class with fewer training images than a method needs, naming the fix."""
     counts = prepared.class_counts("train")
     for name, count in zip(prepared.class_names, counts, strict=True):
