@@ -8,7 +8,7 @@ batch sampler is plain shuffling ("RS") unless ``sampler: cluster`` ("DM", §2.3
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medknn.errors import ConfigError
 from medknn.methods.registry import ObjectiveContext, register_method, softmax_method
@@ -18,6 +18,7 @@ from medknn.methods.registry import ObjectiveContext, register_method, softmax_m
 if TYPE_CHECKING:
     from medknn.methods.objectives import CrossEntropyPlusMetricObjective, Objective
 
+SearchSpace = Callable[[Any], dict[str, Any]]
 BSTRIPLET = (
     "Huang et al., Batch Similarity Based Triplet Loss Assembled into Light-Weighted "
     "Convolutional Neural Networks for Medical Image Classification, Sensors 2021"
@@ -79,11 +80,29 @@ def _ce_plus_lifted(context: ObjectiveContext) -> CrossEntropyPlusMetricObjectiv
     )
 
 
+def _metric_term_space(method: str, margin: str, low: float, high: float) -> SearchSpace:
+    """`medknn tune`: the metric term's weight λ and its margin (method options)."""
+
+    def space(trial: Any) -> dict[str, Any]:
+        return {
+            "method_options": {
+                "weight": trial.suggest_float(f"{method}/weight", 0.1, 3.0, log=True),
+                margin: trial.suggest_float(f"{method}/{margin}", low, high),
+            }
+        }
+
+    return space
+
+
 def _register(
-    name: str, summary: str, reference: str, build: Callable[[ObjectiveContext], Objective]
+    name: str,
+    summary: str,
+    reference: str,
+    build: Callable[[ObjectiveContext], Objective],
+    search_space: SearchSpace,
 ) -> None:
     # The paper's set-up: the metric term and the softmax share the pooled backbone feature.
-    register_method(softmax_method(name, summary, reference, build))
+    register_method(softmax_method(name, summary, reference, build, search_space=search_space))
 
 
 _register(
@@ -92,6 +111,7 @@ _register(
     "softmax prediction. sampler: cluster gives the paper's DM batches.",
     BSTRIPLET,
     _ce_plus_bstriplet,
+    _metric_term_space("ce+bst", "bst_margin", 0.5, 1.0),
 )
 _register(
     "ce+triplet",
@@ -99,6 +119,7 @@ _register(
     "(options: weight, triplet_margin); softmax prediction.",
     "the BSTriplet paper's CE+Triplet baseline (eq. 1)",
     _ce_plus_triplet,
+    _metric_term_space("ce+triplet", "triplet_margin", 0.2, 1.5),
 )
 _register(
     "ce+lifted",
@@ -106,4 +127,5 @@ _register(
     "weight, pos_margin, neg_margin); softmax prediction.",
     "the BSTriplet paper's CE+LS baseline; Hermans et al. 2017's generalized lifted structure",
     _ce_plus_lifted,
+    _metric_term_space("ce+lifted", "neg_margin", 0.5, 1.5),
 )

@@ -10,7 +10,7 @@ not fine-tuned, ImageNet features are ``knn-imagenet``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medknn.methods.registry import ObjectiveContext, embedding_method, register_method
 
@@ -85,14 +85,25 @@ def _constellation(context: ObjectiveContext) -> MetricLossObjective:
     return MetricLossObjective(loss, stat_attributes=("num_pairs", "num_terms"))
 
 
+def _hard_triplet_space(trial: Any) -> dict[str, Any]:
+    """`medknn tune`: the margin on squared distances."""
+    return {"margin": trial.suggest_float("triplet-hard/margin", 0.05, 0.5, log=True)}
+
+
 def _register(
     name: str,
     summary: str,
     build: Callable[[ObjectiveContext], MetricLossObjective],
     reference: str,
+    search_space: Callable[[Any], dict[str, Any]] | None = None,
 ) -> None:
-    # The constellation paper's head: 128 sigmoid units, then L2 normalisation.
-    register_method(embedding_method(name, summary, reference, build, head_activation="sigmoid"))
+    # The constellation paper's head: 128 sigmoid units, then L2 normalisation. The margins of
+    # contrastive loss and the constellation loss's K are the paper's: no search space of their own.
+    register_method(
+        embedding_method(
+            name, summary, reference, build, head_activation="sigmoid", search_space=search_space
+        )
+    )
 
 
 _register(
@@ -108,6 +119,7 @@ _register(
     "triplet of the batch (constellation paper eq. 2); kNN prediction.",
     _hard_triplet,
     "Schroff, Kalenichenko, Philbin, FaceNet, CVPR 2015; as eq. 2 of " + CONSTELLATION,
+    _hard_triplet_space,
 )
 _register(
     "npairs",

@@ -10,7 +10,7 @@ softmax classifier on its pooled feature with class-balanced batches; its run is
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medknn.errors import ConfigError
 from medknn.methods.registry import (
@@ -111,6 +111,27 @@ def _supcon(context: ObjectiveContext, *, method: str) -> MetricLossObjective:
     return MetricLossObjective(SupConLoss(temperature=temperature))
 
 
+# Search spaces of `medknn tune` (options named "<method>/<option>").
+
+
+def _focal_space(trial: Any) -> dict[str, Any]:
+    return {
+        "method_options": {
+            "gamma": trial.suggest_float("focal/gamma", 0.5, 5.0),
+            "balanced": trial.suggest_categorical("focal/balanced", [False, True]),
+        }
+    }
+
+
+def _ldam_space(trial: Any) -> dict[str, Any]:
+    return {"method_options": {"max_margin": trial.suggest_float("ldam/max_margin", 0.1, 1.0)}}
+
+
+def _supcon_space(method: str, trial: Any) -> dict[str, Any]:
+    temperature = trial.suggest_float(f"{method}/temperature", 0.03, 0.5, log=True)
+    return {"method_options": {"temperature": temperature}}
+
+
 def _register_supcon(name: str, resample: str, batches: str) -> None:
     # Shuffled batches keep the data's imbalance, which the loss is meant to fight (P×Q batches
     # would balance the classes, a resampling of their own); two views give every image a
@@ -128,6 +149,7 @@ def _register_supcon(name: str, resample: str, batches: str) -> None:
             sampler="shuffle",
             resample=resample,
             next_stage="linear-probe",
+            search_space=partial(_supcon_space, name),
         )
     )
 
@@ -149,6 +171,7 @@ register_method(
         "balanced false).",
         FOCAL,
         _focal,
+        search_space=_focal_space,
     )
 )
 register_method(
@@ -160,6 +183,7 @@ register_method(
         _ldam,
         classifier_type="cosine",
         classifier_scale_option=("scale", LDAM_SCALE),
+        search_space=_ldam_space,
     )
 )
 

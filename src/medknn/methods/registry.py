@@ -112,6 +112,9 @@ class MethodSpec:
     resample: Literal["none", "oversample"] = "none"
     freeze_backbone: bool = False
     next_stage: str | None = None
+    # ``medknn tune``: trial -> config overrides (its own options; names "<method>/<option>"),
+    # called with an Optuna trial or anything with its suggest_* methods; None: none searched.
+    search_space: Callable[[Any], dict[str, Any]] | None = None
 
     @property
     def trains(self) -> bool:
