@@ -223,7 +223,7 @@ def tune(
     searched); ``storage`` a database URL or journal file shared by several workers. Returns a
     ``TuneResult``: the best trial and the top trials' ensemble, each scored once on test, and
     ``out/summary.md`` (docs/tune.md)."""
-    from medknn.tune import tune as run_study  # optuna only when tuning
+    from medknn.tuning import tune as run_study  # optuna only when tuning
 
     return run_study(
         data,

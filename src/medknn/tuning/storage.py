@@ -30,6 +30,7 @@ except ImportError:  # Windows: no advisory locks; one worker per study there
 
 DEFAULT_STORAGE = "study.journal"
 STUDY_LOCK = ".study.lock"
+FINISH_LOCK = ".finish.lock"
 
 
 def storage_description(url: str | None, out: Path) -> str:
@@ -111,10 +112,11 @@ def load_study(storage: Any, name: str, where: str, *, pruner: Any = None) -> An
 
 
 @contextmanager
-def study_lock(out: Path) -> Iterator[None]:
-    """Serialise the workers of ``out`` while one asks for, takes over or reports a trial."""
+def study_lock(out: Path, name: str = STUDY_LOCK) -> Iterator[None]:
+    """Serialise the workers of ``out`` while one asks for, takes over or reports a trial (or,
+    with ``FINISH_LOCK``, writes the ensemble and summary)."""
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / STUDY_LOCK, "a+", encoding="utf-8") as handle:
+    with open(out / name, "a+", encoding="utf-8") as handle:
         if fcntl is not None:
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:

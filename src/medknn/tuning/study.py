@@ -22,7 +22,7 @@ from medknn.methods import get_method, list_methods
 from medknn.run_training import check_method_runs
 from medknn.training import TrainConfig
 from medknn.training.prepare import prepare_data
-from medknn.tune.budget import (
+from medknn.tuning.budget import (
     SAFETY,
     TrialTiming,
     budget_flag,
@@ -30,14 +30,15 @@ from medknn.tune.budget import (
     estimate_seconds,
     parse_budget,
 )
-from medknn.tune.space import (
+from medknn.tuning.space import (
     EPOCH_SCALES,
     StudySettings,
     image_sizes_for,
     planned_epochs,
     trial_config,
 )
-from medknn.tune.storage import (
+from medknn.tuning.storage import (
+    FINISH_LOCK,
     Claim,
     check_name,
     load_study,
@@ -152,9 +153,10 @@ def tune(
         finally:
             for child in children:
                 child.join()
-    from medknn.tune.summary import finish_study
+    from medknn.tuning.summary import finish_study
 
-    return finish_study(_study(request), out, settings, console=console, storage=where)
+    with study_lock(out, FINISH_LOCK):  # a second worker then reuses the first's ensemble
+        return finish_study(_study(request), out, settings, console=console, storage=where)
 
 
 def _base_config(
@@ -637,8 +639,9 @@ def make_pruner() -> Any:
     median of the earlier trials' at the same epoch stops."""
     import optuna
 
+    # Steps are epoch numbers from 1; a step below n_warmup_steps is never pruned.
     return optuna.pruners.MedianPruner(
-        n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS
+        n_startup_trials=PRUNER_STARTUP_TRIALS, n_warmup_steps=PRUNER_WARMUP_EPOCHS + 1
     )
 
 

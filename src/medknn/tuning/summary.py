@@ -15,9 +15,9 @@ from rich.console import Console
 from medknn.errors import TrainingError
 from medknn.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from medknn.training import TrainConfig
-from medknn.tune.budget import describe_seconds
-from medknn.tune.space import StudySettings
-from medknn.tune.storage import is_claimed_elsewhere
+from medknn.tuning.budget import describe_seconds
+from medknn.tuning.space import StudySettings
+from medknn.tuning.storage import is_claimed_elsewhere
 
 ENSEMBLE_SIZE = 3
 TEST_KEYS = ("accuracy", "mcr", "macro_f1", "auc")
@@ -30,7 +30,7 @@ def finish_study(
     processes (the last of them to finish writes them); return the ``TuneResult``."""
     from optuna.trial import TrialState
 
-    from medknn.tune.study import NOT_STARTED, TuneResult
+    from medknn.tuning.study import NOT_STARTED, TuneResult
 
     trials = study.get_trials(deepcopy=False)
     running = [
