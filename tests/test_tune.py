@@ -206,7 +206,7 @@ def test_two_workers_share_one_study(data: Path, tmp_path: Path) -> None:
         "--methods",
         ",".join(METHODS),
         "--trials",
-        "4",
+        "3",
         "--budget",
         "10m",
         "--quiet",
@@ -222,10 +222,10 @@ def test_two_workers_share_one_study(data: Path, tmp_path: Path) -> None:
         assert worker.returncode == 0, error.decode()
     study = load_study(open_storage(f"journal:{storage}", out), out.name, str(storage))
     trials = study.trials
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3]  # none lost, none extra
+    assert sorted(t.number for t in trials) == [0, 1, 2]  # none lost, none extra
     assert all(t.state.name == "COMPLETE" for t in trials)
     for t in trials:  # each trained exactly once: one first epoch in its log
         log = (out / "trials" / str(t.number) / "train.log").read_text(encoding="utf-8")
         assert log.count(" epoch 1 ") == 1, log
     assert not list((out / "trials").glob("*.claim"))
-    assert read_json(out / "result.json")["best_trial"] in range(4)
+    assert read_json(out / "result.json")["best_trial"] in range(3)
