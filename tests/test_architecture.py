@@ -29,6 +29,7 @@ LAYERS = {
     "benchmark": 9,
     "features": 9,
     "serve": 9,
+    "tuning": 9,
     "cli": 10,
     "__main__": 10,
     "__init__": 10,  # the package's front door re-exports the API

@@ -15,7 +15,17 @@ from medknn.errors import ConfigError, DataError, MedknnError, TrainingError
 from medknn.lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from medknn.api import ensemble, evaluate, history, load_run, predict, repair, report, train
+    from medknn.api import (
+        ensemble,
+        evaluate,
+        history,
+        load_run,
+        predict,
+        repair,
+        report,
+        train,
+        tune,
+    )
     from medknn.training.config import TrainConfig
 
 __version__ = "0.1.0"
@@ -24,7 +34,7 @@ __version__ = "0.1.0"
 # would otherwise import torch, timm, faiss and scikit-learn, seconds before anything happens.
 _LAZY = {
     **{name: "medknn.api" for name in ("evaluate", "history", "load_run", "predict", "repair")},
-    **{name: "medknn.api" for name in ("ensemble", "report", "train")},
+    **{name: "medknn.api" for name in ("ensemble", "report", "train", "tune")},
     "TrainConfig": "medknn.training.config",
 }
 
@@ -47,4 +57,5 @@ __all__ = [
     "repair",
     "report",
     "train",
+    "tune",
 ]

@@ -207,6 +207,45 @@ def _save_legacy_embeddings(run_dir: RunDir) -> str:
     return f"saved the index's {len(embeddings)} embeddings to {path}"
 
 
+def tune(
+    data: str,
+    out: str | Path,
+    *,
+    budget: str | float = "60m",
+    methods: list[str] | None = None,
+    metric: str = "mcr",
+    split: str | None = None,
+    options: dict[str, Any] | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    trials: int | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> Any:
+    """Search methods and settings on ``data`` within ``budget`` of wall-clock time ("60m",
+    "2h", or seconds), each trial an ordinary run directory ``out/trials/N``, chosen on the
+    validation split only; rerunning continues the study. ``options`` are fixed settings (never
+    searched); ``storage`` a database URL or journal file shared by several workers. Returns a
+    ``TuneResult``: the best trial and the top trials' ensemble, each scored once on test, and
+    ``out/summary.md`` (docs/tune.md)."""
+    from medknn.tuning import tune as run_study  # optuna only when tuning
+
+    return run_study(
+        data,
+        out,
+        budget=budget,
+        methods=methods,
+        metric=metric,
+        split=split,
+        options=options,
+        storage=storage,
+        study_name=study_name,
+        trials=trials,
+        workers=workers,
+        progress=progress,
+    )
+
+
 def history(run: str | Path) -> list[dict[str, float]]:
     return read_json(RunDir(Path(run)).history)
 
@@ -221,4 +260,5 @@ __all__ = [
     "repair",
     "report",
     "train",
+    "tune",
 ]

@@ -467,6 +467,105 @@ def benchmark(
     out_console.print(f"report: {out / 'report' / 'index.html'}", markup=False)
 
 
+@app.command()
+@friendly
+def tune(
+    out: Annotated[
+        Path, typer.Option(help="Study folder: trials/N runs, summary.md (rerun to resume).")
+    ],
+    data: Annotated[
+        str, typer.Option(help="ham10000, pneumoniamnist, breastmnist, a folder, .csv or .npz")
+    ],
+    budget: Annotated[
+        str, typer.Option(help="Wall-clock time for this command: 90s, 60m, 2h, 1h30m.")
+    ] = "60m",
+    methods: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated methods to search (default: every image method)."),
+    ] = None,
+    metric: Annotated[
+        str, typer.Option(help="Validation metric to maximise: mcr, accuracy, macro_f1, auc.")
+    ] = "mcr",
+    split: Split = None,
+    trials: Annotated[
+        int | None, typer.Option(help="At most this many trials in the study (all workers).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes on this machine, sharing the cores.")
+    ] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Shared study storage: a database URL (sqlite:///f.db, postgresql://...) or "
+            "journal:PATH (default: OUT/study.journal)."
+        ),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", help="Study name in the storage (default: OUT's name).")
+    ] = None,
+    config: ConfigFile = None,
+    sets: Sets = None,
+    quiet: NoProgress = False,
+) -> None:
+    """Search methods and settings within a time budget (Optuna), choose on validation, and
+    end with the best trial and the top 3 trials' ensemble scored on test (OUT/summary.md)."""
+    from medknn import api
+
+    fixed = _fixed_options(config, sets)
+    names = [name.strip() for name in methods.split(",") if name.strip()] if methods else None
+    result = api.tune(
+        data,
+        out,
+        budget=budget,
+        methods=names,
+        metric=metric,
+        split=split,
+        options=fixed,
+        storage=storage,
+        study_name=study,
+        trials=trials,
+        workers=workers,
+        progress=not quiet,
+    )
+    rows = [("best trial", result.best_run, "best")]
+    if result.ensemble is not None:
+        rows.append(("ensemble", result.ensemble, "ensemble"))
+    table = Table(title=escape(f"tune on {data}: chosen on validation {metric}, scored on test"))
+    for column in ("model", f"val {metric}", "test Acc", "test MCR", "test macro F1", "test AUC"):
+        table.add_column(escape(column))
+    for label, path, key in rows:
+        scores = result.test[key]
+        table.add_row(
+            escape(f"{label} ({path})"),
+            _number(result.validation[key]),
+            *[_number(scores.get(k)) for k in ("accuracy", "mcr", "macro_f1", "auc")],
+        )
+    out_console.print(table, highlight=False)
+    out_console.print(f"summary: {escape(str(result.summary))}", highlight=False)
+
+
+def _fixed_options(config_file: Path | None, sets: list[str] | None) -> dict[str, Any]:
+    """The options a user fixed for every trial (--config file, then --set), checked."""
+    from medknn.training.config import TrainConfig
+
+    values: dict[str, Any] = {}
+    if config_file:
+        values.update(_read_yaml_mapping(config_file))
+    given = _build_config(None, sets).to_dict()  # parsed and checked as for medknn train
+    for item in sets or []:
+        key = item.partition("=")[0].strip().replace("-", "_")
+        values[key] = given[key]
+    TrainConfig.from_dict(values, source="options")
+    return values
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    from medknn.training.config import TrainConfig
+
+    TrainConfig.from_yaml(path)  # checked, with its messages
+    return dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
 def _repeat_seeds(repeats: int, base: TrainConfig, *, seeds_given: bool) -> list[int]:
     """A few-shot repeat is a seed: its own draw of training images (and initialisation)."""
     if seeds_given:

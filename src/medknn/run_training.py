@@ -52,7 +52,7 @@ from medknn.training.prepare import (
 )
 from medknn.training.run_manifest import refresh_manifest, remove_manifest, write_manifest
 from medknn.training.stages import check_split_of_init_run, next_stage_config
-from medknn.training.trainer import Validator
+from medknn.training.trainer import EpochHook, Validator
 from medknn.training.training_data import TrainingData
 
 # The metrics of the method's plain rule kept beside those of its decision rule.
@@ -84,6 +84,7 @@ def train(
     *,
     progress: bool = True,
     console: Console | None = None,
+    on_epoch_end: EpochHook | None = None,
 ) -> TrainedRun:
     """Train ``config`` into the run directory ``out`` (resuming it if it was interrupted),
     index the training set for kNN, score the test split into ``metrics.json``; return the run.
@@ -92,7 +93,11 @@ def train(
 
     Under ``torchrun`` every process calls this with the same arguments: they train together
     (DDP, see ``medknn.training.distributed``), rank 0 alone writes ``out`` and scores the run,
-    and each process returns the run once it is complete."""
+    and each process returns the run once it is complete.
+
+    ``on_epoch_end(epoch, record)`` is called after each epoch trained now (not the ones a
+    resumed run restores); a two-stage method's stage-2 epochs continue the count of stage 1.
+    It may raise to stop training: the run is left resumable."""
     config = as_config(config)
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give a new or existing run folder instead.")
@@ -105,10 +110,20 @@ def train(
         with run_lock(out) if is_main else nullcontext():
             if get_method(config.method).next_stage is not None:
                 return _train_in_stages(
-                    config, Path(out), progress=progress, console=console, distributed=distributed
+                    config,
+                    Path(out),
+                    progress=progress,
+                    console=console,
+                    distributed=distributed,
+                    on_epoch_end=on_epoch_end,
                 )
             return _train_run(
-                config, Path(out), progress=progress, console=console, distributed=distributed
+                config,
+                Path(out),
+                progress=progress,
+                console=console,
+                distributed=distributed,
+                on_epoch_end=on_epoch_end,
             )
 
 
@@ -119,6 +134,7 @@ def _train_run(
     progress: bool,
     console: Console,
     distributed: DistributedContext | None = None,
+    on_epoch_end: EpochHook | None = None,
 ) -> TrainedRun:
     """Train one run directory (a two-stage method's stage 1 is one)."""
     run_dir = RunDir(out)
@@ -146,7 +162,18 @@ def _train_run(
         check_split_of_init_run(prepared, config)
     network = build_network(config, spec, len(prepared.class_names))
     prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
-    job = RunJob(config, spec, prepared, network, run_dir, device, progress, console, distributed)
+    job = RunJob(
+        config,
+        spec,
+        prepared,
+        network,
+        run_dir,
+        device,
+        progress,
+        console,
+        distributed,
+        on_epoch_end,
+    )
     if is_new:
         _check_before_writing(job)
     if is_main:
@@ -175,6 +202,7 @@ def _train_in_stages(
     progress: bool,
     console: Console,
     distributed: DistributedContext | None = None,
+    on_epoch_end: EpochHook | None = None,
 ) -> TrainedRun:
     """Stage 1 into ``out/stage1``, then the next stage from its backbone into ``out``. Each
     stage resumes on its own; ``out/status.json`` records the wall time of both."""
@@ -191,9 +219,30 @@ def _train_in_stages(
             "--init-from STAGE1_RUN --out NEW_RUN."
         )
     console.rule(escape(f"{config.method}: stage 1 → {first.path}"))
-    _train_run(config, first.path, progress=progress, console=console, distributed=distributed)
+    _train_run(
+        config,
+        first.path,
+        progress=progress,
+        console=console,
+        distributed=distributed,
+        on_epoch_end=on_epoch_end,
+    )
     console.rule(escape(f"{config.method}: stage 2 ({second.method}) → {out}"))
-    run = _train_run(second, out, progress=progress, console=console, distributed=distributed)
+    second_hook = None
+    if on_epoch_end is not None:  # stage 2's epochs continue stage 1's count
+        offset = len(read_json(first.history))
+
+        def second_hook(epoch: int, record: dict[str, float]) -> None:
+            on_epoch_end(offset + epoch, record)
+
+    run = _train_run(
+        second,
+        out,
+        progress=progress,
+        console=console,
+        distributed=distributed,
+        on_epoch_end=second_hook,
+    )
     status = read_json(run_dir.status)
     is_main = distributed is None or distributed.is_main
     if is_main and "stage_wall_seconds" not in status:  # stage 2 was (re)trained just now
@@ -217,6 +266,7 @@ class RunJob:
     progress: bool
     console: Console
     distributed: DistributedContext | None = None
+    on_epoch_end: EpochHook | None = None
 
 
 @dataclass
@@ -267,6 +317,7 @@ def train_network(job: RunJob) -> float:
         console=job.console,
         distributed=job.distributed,
         pretrained_backbone=starts_pretrained(setup.config, job.spec),
+        on_epoch_end=job.on_epoch_end,
     )
     trainer.fit(setup.loader)
     return trainer.restored_seconds
@@ -337,6 +388,27 @@ def _check_before_writing(job: RunJob) -> None:
         job.config, prepared.class_counts("train"), training_set=_training_set_embedder(job)
     )
     build_optimizer(job.config, job.network)
+
+
+def check_method_runs(config: TrainConfig, prepared: PreparedData) -> int:
+    """Build what training ``config.method`` on ``prepared`` builds (batch sampler, objective),
+    without a network; raise the ``MedknnError`` that a run would stop with (e.g. too few
+    classes or images for its batches). Return the epochs ``epochs: null`` resolves to."""
+    spec = get_method(config.method)
+    if spec.requires_init_from and not config.init_from:
+        raise ConfigError(f"Method {config.method!r} starts from a trained run (--init-from RUN).")
+    if len(prepared.class_names) < 2:
+        raise DataError(f"{config.data} holds one class; a classifier needs at least two.")
+    if not spec.trains:
+        return 0
+    batches = build_batch_sampler(config, spec, prepared)
+
+    def never_called(network: torch.nn.Module) -> torch.Tensor:
+        raise AssertionError("check_method_runs embeds nothing")
+
+    bank = TrainingSetEmbedder(prepared.indices("train"), prepared.labels("train"), never_called)
+    build_objective(config, prepared.class_counts("train"), training_set=bank)
+    return config.resolved_epochs(len(batches))
 
 
 def _refuse_fewer_epochs(run_dir: RunDir, config: TrainConfig) -> None:

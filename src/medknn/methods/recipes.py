@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from medknn.errors import ConfigError
 from medknn.methods.registry import (
@@ -92,6 +93,27 @@ NEIGHBOURS = MethodOption(
 )
 DEEP_KNN_OPTIONS = (NEIGHBOURS, POSITIVES, NEGATIVES, MARGIN)
 DEEP_KNN_STATS = ("num_skipped_anchors", "num_triplets")
+# Search spaces of `medknn tune`: each takes an Optuna trial (anything with its suggest_*
+# methods) and returns config overrides; parameters are named "<method>/<option>".
+
+
+def _deep_knn_space(trial: Any) -> dict[str, Any]:
+    return {
+        "num_positives": trial.suggest_int("deepknn/num_positives", 1, 10),
+        "num_negatives": trial.suggest_int("deepknn/num_negatives", 1, 10),
+        "margin": trial.suggest_float("deepknn/margin", 0.05, 0.5, log=True),
+    }
+
+
+def _triplet_space(trial: Any) -> dict[str, Any]:
+    return {"margin": trial.suggest_float("triplet/margin", 0.05, 0.5, log=True)}
+
+
+def _label_smoothing_space(method: str) -> Callable[[Any], dict[str, Any]]:
+    def space(trial: Any) -> dict[str, Any]:
+        return {"label_smoothing": trial.suggest_float(f"{method}/label_smoothing", 0.0, 0.2)}
+
+    return space
 
 
 register_method(
@@ -104,6 +126,7 @@ register_method(
         _deep_knn,
         options=DEEP_KNN_OPTIONS,
         stats=DEEP_KNN_STATS,
+        search_space=_deep_knn_space,
     )
 )
 register_method(
@@ -126,6 +149,7 @@ register_method(
         "Hermans, Beyer, Leibe, In Defense of the Triplet Loss, 2017",
         _batch_hard_triplet,
         options=(MARGIN,),
+        search_space=_triplet_space,
     )
 )
 register_method(
@@ -134,6 +158,7 @@ register_method(
         "Softmax classifier trained with cross entropy.",
         "standard baseline",
         _cross_entropy,
+        search_space=_label_smoothing_space("ce"),
     )
 )
 register_method(
@@ -142,6 +167,7 @@ register_method(
         "Softmax classifier with class-weighted cross entropy (weights n / (C·n_c)).",
         "the Deep kNN paper's Weighted-CE baseline",
         _weighted_cross_entropy,
+        search_space=_label_smoothing_space("weighted-ce"),
     )
 )
 register_method(

@@ -8,7 +8,7 @@ batch sampler is plain shuffling ("RS") unless ``sampler: cluster`` ("DM", §2.3
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medknn.methods.registry import (
     MethodOption,
@@ -22,6 +22,7 @@ from medknn.methods.registry import (
 if TYPE_CHECKING:
     from medknn.methods.objectives import CrossEntropyPlusMetricObjective, Objective
 
+SearchSpace = Callable[[Any], dict[str, Any]]
 BSTRIPLET = (
     "Huang et al., Batch Similarity Based Triplet Loss Assembled into Light-Weighted "
     "Convolutional Neural Networks for Medical Image Classification, Sensors 2021"
@@ -74,15 +75,34 @@ def _ce_plus_lifted(context: ObjectiveContext) -> CrossEntropyPlusMetricObjectiv
 WEIGHT = MethodOption("weight", 1.0, "λ, the metric term's weight beside cross entropy", low=0.0)
 
 
+def _metric_term_space(method: str, margin: str, low: float, high: float) -> SearchSpace:
+    """`medknn tune`: the metric term's weight λ and its margin (method options)."""
+
+    def space(trial: Any) -> dict[str, Any]:
+        return {
+            "method_options": {
+                "weight": trial.suggest_float(f"{method}/weight", 0.1, 3.0, log=True),
+                margin: trial.suggest_float(f"{method}/{margin}", low, high),
+            }
+        }
+
+    return space
+
+
 def _register(
     name: str,
     summary: str,
     reference: str,
     build: Callable[[ObjectiveContext], Objective],
     options: tuple[MethodOption, ...],
+    search_space: SearchSpace,
 ) -> None:
     # The paper's set-up: the metric term and the softmax share the pooled backbone feature.
-    register_method(softmax_method(name, summary, reference, build, options=(WEIGHT, *options)))
+    register_method(
+        softmax_method(
+            name, summary, reference, build, options=(WEIGHT, *options), search_space=search_space
+        )
+    )
 
 
 _register(
@@ -101,6 +121,7 @@ _register(
             expects="true (the paper's squared similarities) or false (linear)",
         ),
     ),
+    _metric_term_space("ce+bst", "bst_margin", 0.5, 1.0),
 )
 _register(
     "ce+triplet",
@@ -109,6 +130,7 @@ _register(
     "the BSTriplet paper's CE+Triplet baseline (eq. 1)",
     _ce_plus_triplet,
     (MethodOption("triplet_margin", 1.0, "the margin on cosine similarities"),),
+    _metric_term_space("ce+triplet", "triplet_margin", 0.2, 1.5),
 )
 _register(
     "ce+lifted",
@@ -120,4 +142,5 @@ _register(
         MethodOption("pos_margin", 0.0, "the positive pairs' margin"),
         MethodOption("neg_margin", 1.0, "the negative pairs' margin"),
     ),
+    _metric_term_space("ce+lifted", "neg_margin", 0.5, 1.5),
 )

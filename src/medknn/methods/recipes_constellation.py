@@ -85,6 +85,11 @@ def _constellation(context: ObjectiveContext) -> MetricLossObjective:
     return MetricLossObjective(loss, stat_attributes=context.stats)
 
 
+def _hard_triplet_space(trial: Any) -> dict[str, Any]:
+    """`medknn tune`: the margin on squared distances."""
+    return {"margin": trial.suggest_float("triplet-hard/margin", 0.05, 0.5, log=True)}
+
+
 def _register(
     name: str,
     summary: str,
@@ -92,7 +97,8 @@ def _register(
     reference: str,
     **declared: Any,
 ) -> None:
-    # The constellation paper's head: 128 sigmoid units, then L2 normalisation.
+    # The constellation paper's head: 128 sigmoid units, then L2 normalisation. The margins of
+    # contrastive loss and the constellation loss's K are the paper's: no search space of their own.
     register_method(
         embedding_method(name, summary, reference, build, head_activation="sigmoid", **declared)
     )
@@ -112,6 +118,7 @@ _register(
     _hard_triplet,
     "Schroff, Kalenichenko, Philbin, FaceNet, CVPR 2015; as eq. 2 of " + CONSTELLATION,
     options=(MethodOption("margin", 0.2, "the margin on squared L2 distances", low=0.0),),
+    search_space=_hard_triplet_space,
 )
 _register(
     "npairs",

@@ -9,7 +9,8 @@ softmax classifier on its pooled feature with class-balanced batches; its run is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from medknn.methods.registry import (
     MethodOption,
@@ -122,6 +123,27 @@ SUPCON_OPTIONS = (
 )
 
 
+# Search spaces of `medknn tune` (options named "<method>/<option>").
+
+
+def _focal_space(trial: Any) -> dict[str, Any]:
+    return {
+        "method_options": {
+            "gamma": trial.suggest_float("focal/gamma", 0.5, 5.0),
+            "balanced": trial.suggest_categorical("focal/balanced", [False, True]),
+        }
+    }
+
+
+def _ldam_space(trial: Any) -> dict[str, Any]:
+    return {"method_options": {"max_margin": trial.suggest_float("ldam/max_margin", 0.1, 1.0)}}
+
+
+def _supcon_space(method: str, trial: Any) -> dict[str, Any]:
+    temperature = trial.suggest_float(f"{method}/temperature", 0.03, 0.5, log=True)
+    return {"method_options": {"temperature": temperature}}
+
+
 def _register_supcon(name: str, resample: str, batches: str) -> None:
     # Shuffled batches keep the data's imbalance, which the loss is meant to fight (P×Q batches
     # would balance the classes, a resampling of their own); two views give every image a
@@ -144,6 +166,7 @@ def _register_supcon(name: str, resample: str, batches: str) -> None:
                 "it trains on two contrastive augmented views of each image, then a second "
                 "stage (linear-probe) on the frozen backbone; a vector has neither"
             ),
+            search_space=partial(_supcon_space, name),
         )
     )
 
@@ -166,6 +189,7 @@ register_method(
         FOCAL,
         _focal,
         options=FOCAL_OPTIONS,
+        search_space=_focal_space,
     )
 )
 register_method(
@@ -178,6 +202,7 @@ register_method(
         options=LDAM_OPTIONS,
         classifier_type="cosine",
         classifier_scale_option="scale",
+        search_space=_ldam_space,
     )
 )
 

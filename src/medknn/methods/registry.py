@@ -232,6 +232,10 @@ class MethodSpec:
             resolved[name] = option.check(self.name, value)
         return resolved
 
+    # ``medknn tune``: trial -> config overrides (its own options; names "<method>/<option>"),
+    # called with an Optuna trial or anything with its suggest_* methods; None: none searched.
+    search_space: Callable[[Any], dict[str, Any]] | None = None
+
     @property
     def trains(self) -> bool:
         return self.build_objective is not None

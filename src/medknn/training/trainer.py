@@ -32,6 +32,9 @@ from medknn.training.optim import LearningRateSchedule, build_optimizer
 from medknn.training.run_dir import RunDir
 
 Validator = Callable[[nn.Module], dict[str, float]]
+# Called after each epoch's checkpoint is saved with (epoch, record); it may raise to stop
+# training there (e.g. a pruned hyper-parameter trial): the run stays resumable.
+EpochHook = Callable[[int, dict[str, float]], None]
 SELECTION_METRIC = "mcr"
 
 
@@ -48,6 +51,10 @@ class Trainer:
     best; ``config.lp_epochs`` trains with the backbone frozen first (linear probing, then
     fine-tuning: LP-FT). ``pretrained_backbone`` lets the backbone learn at
     ``lr * backbone_lr_scale``.
+
+    ``on_epoch_end(epoch, record)``, when given, is called on the main process after each
+    epoch's record and checkpoint are written (a hyper-parameter search reports the validation
+    metric from there and may raise to stop the run; rerunning resumes it).
 
     With ``distributed`` (one process of a torchrun job, ``loader`` yielding this rank's share of
     each global batch), the network trains in DistributedDataParallel and the objective sees the
@@ -67,6 +74,7 @@ class Trainer:
         console: Console | None = None,
         distributed: DistributedContext | None = None,
         pretrained_backbone: bool = False,
+        on_epoch_end: EpochHook | None = None,
     ) -> None:
         self.network = network.to(device)
         self.backbone_always_frozen = bool(getattr(network, "backbone_frozen", False))
@@ -85,6 +93,7 @@ class Trainer:
         self.run_dir = run_dir.create()
         self.device = device
         self.validate = validate
+        self.on_epoch_end = on_epoch_end
         self.progress = progress
         self.console = console or Console(stderr=True)
         self.optimizer = build_optimizer(
@@ -121,6 +130,8 @@ class Trainer:
                     record.update({f"ema_{k}": v for k, v in averaged.items()})
             self.schedule.after_epoch()
             self._end_epoch(epoch, record)
+            if self.on_epoch_end is not None and self.is_main:
+                self.on_epoch_end(epoch, record)
         if not self.is_main:
             return self.history
         if not self.run_dir.model.exists():  # zero epochs, or resumed after the last one
