@@ -294,9 +294,10 @@ def test_a_killed_cosine_run_resumes_to_the_same_weights(tmp_path: Path) -> None
     finally:
         torch.set_num_threads(threads)
     process = subprocess.Popen(command(tmp_path / "killed"), env=env, stderr=subprocess.PIPE)
-    checkpoint = tmp_path / "killed" / "checkpoints" / "last.safetensors"
+    # history.json is written just after the epoch's checkpoint: both exist once it does.
+    history = tmp_path / "killed" / "history.json"
     deadline = time.monotonic() + 120
-    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+    while not history.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert process.poll() is None, process.stderr.read().decode()
     process.send_signal(signal.SIGKILL)
@@ -322,3 +323,30 @@ def test_a_run_from_before_tta_auto_resumes_under_the_new_default(
     run = train_tiny(tmp_path / "run", epochs=2, schedule="step", tta="auto")
     assert len(medknn.history(run.path)) == 2
     assert run.tta in ("none", "flips")
+
+
+def test_channels_last_computes_what_contiguous_memory_computes() -> None:
+    torch.manual_seed(0)
+    network = create_network("resnet18", embedding_dim=16, num_classes=3, pretrained=False).eval()
+    images = torch.randn(2, 3, 32, 32)
+    embedding, logits = network(images)
+    network.use_channels_last()
+    convs = [m.weight for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    fast_embedding, fast_logits = network(images)
+    torch.testing.assert_close(fast_embedding, embedding, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast_logits, logits, atol=1e-4, rtol=1e-4)
+
+
+def test_memory_format_follows_the_config_and_saved_weights_load_either_way(
+    weighted_ce_run: Path,
+) -> None:
+    from medknn.training.build import uses_channels_last
+
+    assert uses_channels_last(TrainConfig(data="x", backbone="tf_efficientnet_lite0"))
+    assert not uses_channels_last(TrainConfig(data="x", memory_format="contiguous"))
+    assert not uses_channels_last(TrainConfig(data="x", backbone="mlp"))
+    with pytest.raises(medknn.ConfigError, match="memory_format"):
+        TrainConfig(data="x", memory_format="nhwc")
+    run = medknn.load_run(weighted_ce_run)
+    assert run.network.channels_last == (run.config.memory_format != "contiguous")

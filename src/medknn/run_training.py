@@ -67,6 +67,7 @@ RESUMABLE_CHANGES = {
     "validate_every",
     "download",
     "tta",  # scoring only: a run that predates tta: auto resumes under today's default
+    "memory_format",  # how tensors are laid out, not what is computed
 }
 
 
