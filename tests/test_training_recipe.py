@@ -24,9 +24,9 @@ from medknn.data.transforms import AUGMENTATIONS, build_transforms
 from medknn.io import load_tensors, read_json
 from medknn.models import create_backbone, create_network
 from medknn.prediction.embed import compute_outputs, network_outputs
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
+from medknn.runs.config import OPTIONS_BEFORE_THE_RECIPE
 from medknn.training.checkpoint import load_checkpoint
-from medknn.training.config import OPTIONS_BEFORE_THE_RECIPE
 from medknn.training.optim import LearningRateSchedule, build_optimizer
 
 SPECS = sorted((Path(__file__).parents[1] / "benchmarks" / "specs").glob("*.yaml"))

@@ -16,7 +16,7 @@ from medknn.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from medknn.api import ensemble, evaluate, history, load_run, predict, repair, report, train
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
 __version__ = "0.1.0"
 
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 _LAZY = {
     **{name: "medknn.api" for name in ("evaluate", "history", "load_run", "predict", "repair")},
     **{name: "medknn.api" for name in ("ensemble", "report", "train")},
-    "TrainConfig": "medknn.training.config",
+    "TrainConfig": "medknn.runs.config",
 }
 
 

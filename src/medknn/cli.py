@@ -21,7 +21,7 @@ from rich.table import Table
 from medknn.errors import ConfigError, MedknnError
 
 if TYPE_CHECKING:
-    from medknn.training import TrainConfig
+    from medknn.runs import TrainConfig
 
 # Each command imports what it needs when it runs (torch, timm, faiss, scikit-learn take
 # seconds to import): `medknn --help` and the listings start in well under a second.
@@ -133,7 +133,7 @@ def _build_config(
     **flags: Any,
 ) -> TrainConfig:
     """Layers, later winning: ``defaults`` (a benchmark spec's base), --config, flags, --set."""
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
     values = dict(defaults or {})
     if config_file:
@@ -570,7 +570,7 @@ def demo(
     from medknn import api
     from medknn.data.catalog import DATASETS, download_root, locate_dataset, looked_in
     from medknn.io import read_json
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
     cfg = TrainConfig.from_dict(DEMO_CONFIG)
     if locate_dataset(cfg.data) is None:  # a lone clone: fetch it, checksummed, into the cache
