@@ -29,7 +29,7 @@ from _report import markdown_table, median_seconds, write_report
 
 from medknn.prediction import KNNClassifier
 from medknn.prediction.knn_index import set_search_options
-from medknn.training.knn_index_options import KNN_INDEXES
+from medknn.runs.knn_index_options import KNN_INDEXES
 
 # Query-time settings also timed on each approximate index (no rebuild needed).
 SEARCH_SWEEP = {"ivf": ("nprobe", (4, 8, 32)), "hnsw": ("ef_search", (64, 256))}

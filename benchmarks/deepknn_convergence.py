@@ -18,7 +18,7 @@ import numpy as np
 
 from medknn.io import atomic_write_text, read_json
 from medknn.reports.classification_plots import save_figure  # also selects the Agg backend
-from medknn.training import RunDir
+from medknn.runs import RunDir
 
 KEY = "train_knn_accuracy"
 

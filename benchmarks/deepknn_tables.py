@@ -25,7 +25,7 @@ from medknn.prediction import KNNClassifier
 from medknn.reports import markdown_table, summarize
 from medknn.reports.classification_plots import save_figure  # also selects the Agg backend
 from medknn.reports.tables import METRIC_LABELS
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
 
 COLUMNS = ("accuracy", "mcr", "rs")
 TABLE2_KP = (1, 5)

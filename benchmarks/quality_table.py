@@ -28,7 +28,7 @@ from medknn.evaluation import PartOutputs, classification_metrics
 from medknn.io import atomic_write_text, load_tensors, read_json
 from medknn.reports import summarize
 from medknn.reports.classification_plots import save_figure  # also selects the Agg backend
-from medknn.training import TrainConfig
+from medknn.runs import TrainConfig
 
 VERDICT_SEEDS = 5  # the results' rule: fewer seeds are indicative, never a verdict
 COLUMNS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece", "val_mcr")

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from medknn.io import atomic_write_text, read_json  # noqa: E402
 from medknn.methods.recipes_imbalance import SUPCON_TEMPERATURE  # noqa: E402
 from medknn.reports import markdown_table, plot_per_class_f1, summarize  # noqa: E402
-from medknn.training import RunDir, TrainConfig  # noqa: E402
+from medknn.runs import RunDir, TrainConfig  # noqa: E402
 
 TABLE1 = ("accuracy", "macro_f1")
 TABLE3 = ("f1_majority", "f1_middle", "f1_minority")

@@ -20,8 +20,8 @@ from medknn.errors import ConfigError
 from medknn.io import load_tensors, read_json
 from medknn.methods import get_method
 from medknn.models import create_backbone
-from medknn.training import RunDir, TrainConfig
-from medknn.training.build import build_network
+from medknn.runs import RunDir, TrainConfig
+from medknn.runs.build import build_network
 
 CLASS_NAMES = ["benign", "malignant", "normal"]
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,28 +20,37 @@ LAYERS = {
     "losses": 3,
     "miners": 3,
     "methods": 4,
-    "training": 5,
-    "prediction": 6,
-    "evaluation": 7,
-    "reports": 8,
-    "api": 9,
-    "run_training": 9,
-    "run_ensemble": 9,
+    "runs": 5,
+    "training": 6,
+    "prediction": 7,
+    "evaluation": 8,
+    "reports": 9,
+    "api": 10,
+    "run_training": 10,
+    "run_ensemble": 10,
     "lazy": 0,
-    "run_report": 9,
-    "benchmark": 9,
-    "features": 9,
-    "serve": 9,
-    "tuning": 9,
-    "cli": 10,
-    "__main__": 10,
-    "__init__": 10,  # the package's front door re-exports the API
+    "run_report": 10,
+    "benchmark": 10,
+    "features": 10,
+    "serve": 10,
+    "tuning": 10,
+    "cli": 11,
+    "__main__": 11,
+    "__init__": 11,  # the package's front door re-exports the API
 }
 
 
+# Siblings in the layer order that must stay apart: inference loads a run through `runs`, never
+# through the trainer, so predicting, scoring, reporting and serving a run do not import it.
+INDEPENDENT_OF_TRAINING = ("prediction", "evaluation", "reports", "serve", "run_report")
+
+
+def _top(module: str) -> str:
+    return module.split(".")[1] if module.startswith("medknn.") else module
+
+
 def _layer_of(module: str) -> int:
-    top = module.split(".")[1] if module.startswith("medknn.") else module
-    return LAYERS[top]
+    return LAYERS[_top(module)]
 
 
 def _medknn_imports(path: Path) -> list[str]:
@@ -65,3 +77,31 @@ def test_imports_flow_one_way(path: Path) -> None:
     own = _layer_of(path.relative_to(PACKAGE).parts[0].removesuffix(".py"))
     for imported in _medknn_imports(path):
         assert _layer_of(imported) <= own, f"{path.name} (layer {own}) imports {imported}"
+
+
+INFERENCE_MODULES = [
+    p
+    for p in MODULES
+    if p.relative_to(PACKAGE).parts[0].removesuffix(".py") in INDEPENDENT_OF_TRAINING
+]
+
+
+@pytest.mark.parametrize("path", INFERENCE_MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_inference_does_not_import_training(path: Path) -> None:
+    for imported in _medknn_imports(path):
+        assert _top(imported) != "training", f"{path.name} imports {imported}; use medknn.runs"
+
+
+@pytest.mark.parametrize("package", ["medknn.prediction", "medknn.evaluation", "medknn.serve"])
+def test_loading_inference_leaves_the_trainer_out(package: str) -> None:
+    """In a fresh interpreter, importing the inference side loads no module of `training/`."""
+    code = (
+        f"import sys, {package}; "
+        "print(sorted(m for m in sys.modules if m.startswith('medknn.training')))"
+    )
+    path = os.pathsep.join(filter(None, [str(PACKAGE.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "OMP_WAIT_POLICY": "PASSIVE"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert result.stdout.strip() == "[]", f"import {package} loaded {result.stdout.strip()}"

@@ -17,7 +17,7 @@ from medknn.cli import app
 from medknn.data import load_dataset
 from medknn.errors import ConfigError, DataError
 from medknn.io import read_json
-from medknn.training import RunDir
+from medknn.runs import RunDir
 
 Invoke = Callable[..., Result]
 CSV_OPTIONS = (

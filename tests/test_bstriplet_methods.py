@@ -18,9 +18,9 @@ from medknn.io import read_json
 from medknn.losses import BSTripletLoss
 from medknn.methods import ObjectiveContext, create_objective, get_method
 from medknn.models import create_backbone, create_network, list_backbones
-from medknn.training import TrainConfig
-from medknn.training.batches import build_batch_sampler
-from medknn.training.prepare import prepare_data
+from medknn.runs import TrainConfig
+from medknn.runs.batches import build_batch_sampler
+from medknn.runs.prepare import prepare_data
 
 NEW_METHODS = ("ce+bst", "ce+triplet", "ce+lifted")
 

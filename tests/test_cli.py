@@ -15,7 +15,7 @@ import medknn.cli
 from medknn.cli import app
 from medknn.io import read_json
 from medknn.methods import list_methods
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
 
 Invoke = Callable[..., Result]
 

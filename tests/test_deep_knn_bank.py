@@ -28,7 +28,8 @@ from medknn.methods import (
     create_objective,
 )
 from medknn.miners.deep_knn_miner import DeepKNNMiner
-from medknn.training import RunDir, TrainConfig, Trainer
+from medknn.runs import RunDir, TrainConfig
+from medknn.training import Trainer
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
 

@@ -26,7 +26,8 @@ from medknn.data import (
 from medknn.errors import ConfigError
 from medknn.methods import ObjectiveContext, create_objective
 from medknn.prediction import TrainedRun
-from medknn.training import RunDir, TrainConfig, Trainer
+from medknn.runs import RunDir, TrainConfig
+from medknn.training import Trainer
 from medknn.training.checkpoint import load_checkpoint
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler

@@ -28,7 +28,7 @@ from medknn.features import (
     run_feature_method,
 )
 from medknn.io import read_json
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
 
 CLASSES = ["benign", "malignant", "normal"]
 # One short epoch of the MLP methods on the blobs below.

@@ -14,7 +14,7 @@ from medknn.cli import app
 from medknn.data import few_shot_indices
 from medknn.errors import ConfigError, DataError
 from medknn.io import read_json
-from medknn.training import TrainConfig
+from medknn.runs import TrainConfig
 
 LABELS = np.array([0] * 10 + [1] * 6 + [2] * 8)
 TRAIN = np.flatnonzero(np.arange(len(LABELS)) % 4 != 0)  # every 4th row is held out

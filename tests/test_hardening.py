@@ -27,8 +27,8 @@ from medknn.cli import app
 from medknn.errors import RunLockedError
 from medknn.io import read_json
 from medknn.prediction import TrainedRun
-from medknn.training import RunDir, run_lock
-from medknn.training.run_manifest import check_manifest
+from medknn.runs import RunDir, run_lock
+from medknn.runs.run_manifest import check_manifest
 
 Invoke = Callable[..., Result]
 SRC = Path(medknn.__file__).parents[1]

@@ -27,7 +27,7 @@ from medknn.reports import (
     write_benchmark_report,
     write_run_report,
 )
-from medknn.training import RunDir
+from medknn.runs import RunDir
 
 TRICKY_CLASS = "<b>mal</b> & co"  # must reach the page as text, never as markup
 RUN_SECTIONS = {

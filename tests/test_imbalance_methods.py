@@ -20,11 +20,12 @@ from medknn.io import load_tensors, read_json
 from medknn.losses import FocalLoss, LDAMLoss, SupConLoss, drw_weights
 from medknn.methods import ObjectiveContext, create_objective, get_method
 from medknn.prediction import TrainedRun
-from medknn.training import RunDir, TrainConfig, Trainer
-from medknn.training.batches import OversampledBatchSampler, build_batch_sampler
-from medknn.training.build import build_network
-from medknn.training.prepare import prepare_data
-from medknn.training.stages import next_stage_config
+from medknn.runs import RunDir, TrainConfig
+from medknn.runs.batches import OversampledBatchSampler, build_batch_sampler
+from medknn.runs.build import build_network
+from medknn.runs.prepare import prepare_data
+from medknn.runs.stages import next_stage_config
+from medknn.training import Trainer
 
 COUNTS = np.array([60, 30, 10])
 

@@ -16,7 +16,7 @@ from medknn.cli import app
 from medknn.errors import ConfigError
 from medknn.io import atomic_save_tensors, read_json
 from medknn.prediction import KNNClassifier, TrainedRun
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
 
 APPROXIMATE = ["ivf", "hnsw"]
 

@@ -25,10 +25,10 @@ from medknn.methods import get_method, list_methods
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier
 from medknn.run_training import RunJob, TrainingSetup, build_training
-from medknn.training import RunDir, TrainConfig
-from medknn.training.batches import OversampledBatchSampler
-from medknn.training.build import build_network
-from medknn.training.prepare import PreparedData, prepare_data
+from medknn.runs import RunDir, TrainConfig
+from medknn.runs.batches import OversampledBatchSampler
+from medknn.runs.build import build_network
+from medknn.runs.prepare import PreparedData, prepare_data
 
 ON_VECTORS = [spec.name for spec in list_methods() if spec.vector_problem is None]
 NOT_ON_VECTORS = [spec.name for spec in list_methods() if spec.vector_problem is not None]

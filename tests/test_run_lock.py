@@ -14,12 +14,12 @@ import pytest
 from medknn.benchmark import run_benchmark
 from medknn.errors import RunLockedError
 from medknn.io import read_json
-from medknn.training import RunDir
+from medknn.runs import RunDir
 from medknn.training.checkpoint import load_checkpoint, save_checkpoint
 
 HOLD_LOCK = """
 import sys, time
-from medknn.training import run_lock
+from medknn.runs import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(120)

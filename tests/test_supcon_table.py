@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import load_benchmark_script
 
-from medknn.training import TrainConfig
+from medknn.runs import TrainConfig
 
 
 @pytest.fixture(scope="module")

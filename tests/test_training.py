@@ -18,7 +18,7 @@ import medknn.run_training
 from medknn.errors import ConfigError, TrainingError
 from medknn.io import load_tensors, read_json
 from medknn.methods import Objective
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
 from medknn.training.checkpoint import (
     flatten_state,
     load_checkpoint,

@@ -24,9 +24,9 @@ from medknn.data.transforms import AUGMENTATIONS, build_transforms
 from medknn.io import load_tensors, read_json
 from medknn.models import create_backbone, create_network
 from medknn.prediction.embed import compute_outputs, network_outputs
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
+from medknn.runs.config import OPTIONS_BEFORE_THE_RECIPE
 from medknn.training.checkpoint import load_checkpoint
-from medknn.training.config import OPTIONS_BEFORE_THE_RECIPE
 from medknn.training.optim import LearningRateSchedule, build_optimizer
 
 SPECS = sorted((Path(__file__).parents[1] / "benchmarks" / "specs").glob("*.yaml"))
@@ -341,7 +341,7 @@ def test_channels_last_computes_what_contiguous_memory_computes() -> None:
 def test_memory_format_follows_the_config_and_saved_weights_load_either_way(
     weighted_ce_run: Path,
 ) -> None:
-    from medknn.training.build import uses_channels_last
+    from medknn.runs.build import uses_channels_last
 
     assert uses_channels_last(TrainConfig(data="x", backbone="tf_efficientnet_lite0"))
     assert not uses_channels_last(TrainConfig(data="x", memory_format="contiguous"))

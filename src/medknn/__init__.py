@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         train,
         tune,
     )
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 _LAZY = {
     **{name: "medknn.api" for name in ("evaluate", "history", "load_run", "predict", "repair")},
     **{name: "medknn.api" for name in ("ensemble", "report", "train", "tune")},
-    "TrainConfig": "medknn.training.config",
+    "TrainConfig": "medknn.runs.config",
 }
 
 

@@ -18,10 +18,10 @@ from medknn.reports import write_benchmark_report, write_run_plots
 from medknn.run_ensemble import create_ensemble, score_ensemble, write_ensemble_report
 from medknn.run_report import write_report
 from medknn.run_training import as_config, score_part, train
-from medknn.training import RunDir
-from medknn.training.device import resolve_device
-from medknn.training.prepare import prepare_data
-from medknn.training.run_manifest import (
+from medknn.runs import RunDir
+from medknn.runs.device import resolve_device
+from medknn.runs.prepare import prepare_data
+from medknn.runs.run_manifest import (
     ManifestCheck,
     check_manifest,
     manifest_path,

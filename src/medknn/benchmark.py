@@ -17,7 +17,7 @@ from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method
 from medknn.reports import csv_table, markdown_table, summarize, write_benchmark_report
 from medknn.reports.tables import DEFAULT_COLUMNS, OPTIONAL_COLUMNS
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from rich.table import Table
 from medknn.errors import ConfigError, MedknnError
 
 if TYPE_CHECKING:
-    from medknn.training import TrainConfig
+    from medknn.runs import TrainConfig
 
 # Each command imports what it needs when it runs (torch, timm, faiss, scikit-learn take
 # seconds to import): `medknn --help` and the listings start in well under a second.
@@ -133,7 +133,7 @@ def _build_config(
     **flags: Any,
 ) -> TrainConfig:
     """Layers, later winning: ``defaults`` (a benchmark spec's base), --config, flags, --set."""
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
     values = dict(defaults or {})
     if config_file:
@@ -546,7 +546,7 @@ def tune(
 
 def _fixed_options(config_file: Path | None, sets: list[str] | None) -> dict[str, Any]:
     """The options a user fixed for every trial (--config file, then --set), checked."""
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
     values: dict[str, Any] = {}
     if config_file:
@@ -560,7 +560,7 @@ def _fixed_options(config_file: Path | None, sets: list[str] | None) -> dict[str
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
     TrainConfig.from_yaml(path)  # checked, with its messages
     return dict(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
@@ -669,7 +669,7 @@ def demo(
     from medknn import api
     from medknn.data.catalog import DATASETS, download_root, locate_dataset, looked_in
     from medknn.io import read_json
-    from medknn.training.config import TrainConfig
+    from medknn.runs.config import TrainConfig
 
     cfg = TrainConfig.from_dict(DEMO_CONFIG)
     if locate_dataset(cfg.data) is None:  # a lone clone: fetch it, checksummed, into the cache

@@ -17,9 +17,9 @@ from medknn.prediction.ensemble_run import EnsembleRun
 from medknn.prediction.trained_run import TrainedRun
 from medknn.reports import RunReportInputs, choose_cases, write_run_report
 from medknn.run_report import REPORT_CASES, evidence_cases
-from medknn.training.device import resolve_device
-from medknn.training.prepare import Part, PreparedData, prepare_data
-from medknn.training.run_dir import RunDir
+from medknn.runs.device import resolve_device
+from medknn.runs.prepare import Part, PreparedData, prepare_data
+from medknn.runs.run_dir import RunDir
 
 ENSEMBLE_METHOD = "ensemble"
 

@@ -12,7 +12,7 @@ from medknn.evaluation import PartOutputs
 from medknn.io import read_json
 from medknn.prediction import TrainedRun
 from medknn.reports import EvidenceCase, RunReportInputs, choose_cases, write_run_report
-from medknn.training.prepare import PreparedData
+from medknn.runs.prepare import PreparedData
 
 # Test images shown with their nearest training cases in a run's HTML report.
 REPORT_CASES = 6

@@ -36,24 +36,25 @@ from medknn.methods import MethodSpec, Objective, TrainingSetEmbedder, get_metho
 from medknn.models import backbone_normalization
 from medknn.prediction import KNNClassifier, TrainedRun, compute_outputs
 from medknn.prediction.decision import DecisionRule
-from medknn.training import RunDir, TrainConfig, Trainer, run_lock
-from medknn.training.batches import BatchSampler, build_batch_sampler
-from medknn.training.build import build_network, build_objective, starts_pretrained
-from medknn.training.config import check_same_settings
-from medknn.training.device import resolve_device
-from medknn.training.distributed import DistributedContext, distributed_session
-from medknn.training.distributed_sampler import DistributedBatchSampler
-from medknn.training.optim import build_optimizer
-from medknn.training.prepare import (
+from medknn.runs import RunDir, TrainConfig, run_lock
+from medknn.runs.batches import BatchSampler, build_batch_sampler
+from medknn.runs.build import build_network, build_objective, starts_pretrained
+from medknn.runs.config import check_same_settings
+from medknn.runs.device import resolve_device
+from medknn.runs.prepare import (
     PreparedData,
     prepare_data,
     save_data_record,
     training_augmentation,
 )
-from medknn.training.run_manifest import refresh_manifest, remove_manifest, write_manifest
-from medknn.training.stages import check_split_of_init_run, next_stage_config
+from medknn.runs.run_manifest import refresh_manifest, remove_manifest, write_manifest
+from medknn.runs.stages import check_split_of_init_run, next_stage_config
+from medknn.runs.training_data import TrainingData
+from medknn.training import Trainer
+from medknn.training.distributed import DistributedContext, distributed_session
+from medknn.training.distributed_sampler import DistributedBatchSampler
+from medknn.training.optim import build_optimizer
 from medknn.training.trainer import EpochHook, Validator
-from medknn.training.training_data import TrainingData
 
 # The metrics of the method's plain rule kept beside those of its decision rule.
 PLAIN_METRICS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")

@@ -17,8 +17,8 @@ from medknn.methods import MethodSpec
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier, compute_outputs
 from medknn.prediction.decision import DecisionRule, adjust_logits, knn_vote_proba, softmax
-from medknn.training.config import TrainConfig
-from medknn.training.prepare import PreparedData
+from medknn.runs.config import TrainConfig
+from medknn.runs.prepare import PreparedData
 
 KNN_VOTERS = (1, 3, 5, 7, 9, 11, 15, 21, 31)
 PRIOR_POWERS = (0.0, 0.25, 0.5, 0.75, 1.0)

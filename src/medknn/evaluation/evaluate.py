@@ -16,8 +16,8 @@ from medknn.methods import MethodSpec
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier, compute_outputs, predict_with_rule
 from medknn.prediction.decision import DecisionRule
-from medknn.training.knn_index_options import KNNSettings
-from medknn.training.training_data import Part, TrainingData
+from medknn.runs.knn_index_options import KNNSettings
+from medknn.runs.training_data import Part, TrainingData
 
 
 def fit_knn_on_training_set(

@@ -26,7 +26,7 @@ from medknn.features.wide_table import methods_as_columns_table
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.reports import csv_table, markdown_table, summarize
 from medknn.reports.tables import DEFAULT_COLUMNS
-from medknn.training import RunDir, TrainConfig
+from medknn.runs import RunDir, TrainConfig
 
 
 @dataclass

@@ -16,10 +16,10 @@ from medknn.errors import ConfigError
 from medknn.features.feature_set import FeatureSet
 from medknn.models import backbone_normalization
 from medknn.prediction import compute_outputs
-from medknn.training import TrainConfig
-from medknn.training.build import build_feature_extractor, uses_pretrained
-from medknn.training.device import resolve_device
-from medknn.training.prepare import whole_data
+from medknn.runs import TrainConfig
+from medknn.runs.build import build_feature_extractor, uses_pretrained
+from medknn.runs.device import resolve_device
+from medknn.runs.prepare import whole_data
 
 FORMAT = "medknn.features/1"
 

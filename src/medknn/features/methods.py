@@ -16,9 +16,9 @@ from medknn.features.mlp_training import score_test_part, train_mlp
 from medknn.features.parts import FeatureParts
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method, list_methods
-from medknn.training import RunDir, TrainConfig
-from medknn.training.config import check_same_settings
-from medknn.training.device import resolve_device
+from medknn.runs import RunDir, TrainConfig
+from medknn.runs.config import check_same_settings
+from medknn.runs.device import resolve_device
 
 # The paper's Table 3 columns, in its order, with its names.
 TABLE3_LABELS = {

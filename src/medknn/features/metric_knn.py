@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from medknn.errors import ConfigError
 from medknn.features.subsampled_fit import SubsampledFit
 from medknn.prediction import KNNClassifier
-from medknn.training.knn_index_options import KNNSettings
+from medknn.runs.knn_index_options import KNNSettings
 
 LINEAR_METHODS = ("knn-basic", "nca", "lmnn")
 # method_options each linear method accepts, with their defaults.

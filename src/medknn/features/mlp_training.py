@@ -14,8 +14,8 @@ from medknn.methods import MethodSpec
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier
 from medknn.run_training import RunJob, train_network
-from medknn.training import RunDir, TrainConfig
-from medknn.training.build import build_network
+from medknn.runs import RunDir, TrainConfig
+from medknn.runs.build import build_network
 
 
 def mlp_config(config: TrainConfig) -> TrainConfig:

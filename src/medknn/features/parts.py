@@ -13,13 +13,13 @@ from medknn.data import Split
 from medknn.errors import ConfigError
 from medknn.features.feature_set import FeatureSet
 from medknn.methods import MethodSpec
-from medknn.training.training_data import Part
+from medknn.runs.training_data import Part
 
 
 @dataclass(frozen=True)
 class FeatureParts:
     """Standardised features, labels, table rows and ids of each part of one split: the
-    feature-vector kind of ``medknn.training.training_data.TrainingData``."""
+    feature-vector kind of ``medknn.runs.training_data.TrainingData``."""
 
     features: dict[str, np.ndarray]
     part_labels: dict[str, np.ndarray]

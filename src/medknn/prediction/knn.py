@@ -22,7 +22,7 @@ from medknn.prediction.knn_index import (
     stored_vectors,
     write_index,
 )
-from medknn.training.knn_index_options import KNNSettings, check_knn_index
+from medknn.runs.knn_index_options import KNNSettings, check_knn_index
 
 WEIGHTS = ("uniform", "distance")
 _EPS = 1e-12  # keeps 1/d finite for an exact duplicate of a training case
@@ -63,7 +63,7 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     ``index`` chooses the faiss search: ``"exact"`` (default), or the approximate ``"ivf"``
     (inverted lists: ``nlist``, ``nprobe``) and ``"hnsw"`` (a graph: ``m``, ``ef_construction``,
     ``ef_search``), tuned by ``index_options``; defaults in ``KNN_INDEXES``
-    (``medknn.training.knn_index_options``), which to pick in docs/scaling.md.
+    (``medknn.runs.knn_index_options``), which to pick in docs/scaling.md.
 
     On a busy CPU start Python with ``OMP_WAIT_POLICY=PASSIVE``: faiss's OpenMP threads otherwise
     busy-wait and a search gets several times slower (docs/benchmarks/bench_knn_search.md).

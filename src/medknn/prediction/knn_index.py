@@ -14,7 +14,7 @@ import numpy as np
 
 from medknn.errors import ConfigError
 from medknn.io import atomic_write_bytes
-from medknn.training.knn_index_options import IVF_POINTS_PER_LIST
+from medknn.runs.knn_index_options import IVF_POINTS_PER_LIST
 
 IVF_SAMPLE_PER_LIST = 64  # k-means training points per IVF list, at most
 

@@ -20,10 +20,10 @@ from medknn.prediction.embed import network_outputs
 from medknn.prediction.knn import EMBEDDINGS_FILE, INDEX_FILE, KNNClassifier, Neighbour
 from medknn.prediction.knn_index import probe_index
 from medknn.prediction.rules import predict_with_rule
-from medknn.training.build import build_network
-from medknn.training.config import TrainConfig
-from medknn.training.run_dir import RunDir
-from medknn.training.run_manifest import check_manifest
+from medknn.runs.build import build_network
+from medknn.runs.config import TrainConfig
+from medknn.runs.run_dir import RunDir
+from medknn.runs.run_manifest import check_manifest
 
 
 class RunRepairWarning(UserWarning):

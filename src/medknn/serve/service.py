@@ -26,7 +26,7 @@ from medknn.errors import DataError
 from medknn.evaluation import PartOutputs
 from medknn.io import read_json
 from medknn.prediction import Neighbour, Prediction, TrainedRun
-from medknn.training.prepare import PreparedData
+from medknn.runs.prepare import PreparedData
 
 # Image sizes a client may ask for: the cached size is small; "enlarge" upsamples on the server
 # so that every browser shows the same smooth image.

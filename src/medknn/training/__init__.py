@@ -1,8 +1,5 @@
-"""Training: the config, the run directory, checkpoints and the one trainer."""
+"""Training: the one trainer, its optimiser and schedule, the weight EMA, checkpoints and DDP."""
 
-from medknn.training.config import TrainConfig
-from medknn.training.run_dir import RunDir
-from medknn.training.run_lock import run_lock
 from medknn.training.trainer import Trainer
 
-__all__ = ["RunDir", "TrainConfig", "Trainer", "run_lock"]
+__all__ = ["Trainer"]

@@ -13,7 +13,7 @@ import torch
 from timm.scheduler import CosineLRScheduler
 from torch import nn
 
-from medknn.training.config import TrainConfig
+from medknn.runs.config import TrainConfig
 
 
 def parameter_groups(

@@ -24,12 +24,12 @@ from torch.utils.data import DataLoader
 from medknn.errors import TrainingError
 from medknn.io import atomic_save_tensors, atomic_write_json
 from medknn.methods.objectives import Objective
+from medknn.runs.config import TrainConfig
+from medknn.runs.run_dir import RunDir
 from medknn.training.checkpoint import load_checkpoint, save_checkpoint
-from medknn.training.config import TrainConfig
 from medknn.training.distributed import DistributedContext
 from medknn.training.ema import WeightAverage
 from medknn.training.optim import LearningRateSchedule, build_optimizer
-from medknn.training.run_dir import RunDir
 
 Validator = Callable[[nn.Module], dict[str, float]]
 # Called after each epoch's checkpoint is saved with (epoch, record); it may raise to stop

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medknn.methods import MethodSpec, get_method
-from medknn.training import TrainConfig
+from medknn.runs import TrainConfig
 
 # Image sizes a study may try; the budget caps them (image_sizes_for).
 IMAGE_SIZES = (32, 48, 64, 96, 128)

@@ -20,8 +20,8 @@ from rich.text import Text
 from medknn.errors import ConfigError, DataError, MedknnError, TrainingError
 from medknn.methods import get_method, list_methods
 from medknn.run_training import check_method_runs
-from medknn.training import TrainConfig
-from medknn.training.prepare import prepare_data
+from medknn.runs import TrainConfig
+from medknn.runs.prepare import prepare_data
 from medknn.tuning.budget import (
     SAFETY,
     TrialTiming,

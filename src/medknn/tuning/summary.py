@@ -14,7 +14,7 @@ from rich.console import Console
 
 from medknn.errors import TrainingError
 from medknn.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
-from medknn.training import TrainConfig
+from medknn.runs import TrainConfig
 from medknn.tuning.budget import describe_seconds
 from medknn.tuning.space import StudySettings
 from medknn.tuning.storage import is_claimed_elsewhere

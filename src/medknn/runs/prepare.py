@@ -24,10 +24,10 @@ from medknn.data import (
 from medknn.errors import DataError
 from medknn.io import atomic_write_json, read_json
 from medknn.methods import MethodSpec
-from medknn.training.config import TrainConfig
-from medknn.training.run_dir import RunDir
-from medknn.training.run_manifest import refresh_manifest
-from medknn.training.training_data import Part, TrainingData
+from medknn.runs.config import TrainConfig
+from medknn.runs.run_dir import RunDir
+from medknn.runs.run_manifest import refresh_manifest
+from medknn.runs.training_data import Part, TrainingData
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from medknn.errors import DataError
 from medknn.io import atomic_write_json
-from medknn.training.run_dir import RunDir
+from medknn.runs.run_dir import RunDir
 
 MANIFEST = "manifest.json"
 _FORMAT = "medknn.manifest/1"

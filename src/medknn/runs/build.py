@@ -15,8 +15,8 @@ from medknn.methods.objectives import Objective
 from medknn.methods.registry import MethodSpec, ObjectiveContext, create_objective
 from medknn.models import EmbeddingNetwork, create_network
 from medknn.models.weights import LITE0
-from medknn.training.config import TrainConfig
-from medknn.training.run_dir import RunDir
+from medknn.runs.config import TrainConfig
+from medknn.runs.run_dir import RunDir
 
 
 def uses_pretrained(config: TrainConfig) -> bool:

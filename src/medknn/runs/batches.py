@@ -17,9 +17,9 @@ from medknn.data import (
 )
 from medknn.errors import ConfigError, did_you_mean
 from medknn.methods import MethodSpec
-from medknn.training.config import TrainConfig
-from medknn.training.prepare import check_class_sizes
-from medknn.training.training_data import TrainingData
+from medknn.runs.config import TrainConfig
+from medknn.runs.prepare import check_class_sizes
+from medknn.runs.training_data import TrainingData
 
 SAMPLERS = ("stratified", "shuffle", "cluster", "balanced")
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from medknn.errors import ConfigError, did_you_mean
-from medknn.training.knn_index_options import KNNSettings, check_knn_index
+from medknn.runs.knn_index_options import KNNSettings, check_knn_index
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")

@@ -1,7 +1,7 @@
 """The nearest-neighbour index types of kNN prediction and their options, checked before training,
 and ``KNNSettings``, the one value that says how a run fits its kNN.
 
-They live in the training layer so that ``TrainConfig`` rejects a typo before the first epoch;
+They live in the runs layer so that ``TrainConfig`` rejects a typo before the first epoch;
 ``medknn.prediction.knn_index`` builds the faiss indexes from them.
 """
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from medknn.errors import ConfigError
 from medknn.io import read_json
 from medknn.methods import get_method
-from medknn.training.config import TrainConfig
-from medknn.training.prepare import PreparedData
-from medknn.training.run_dir import RunDir
+from medknn.runs.config import TrainConfig
+from medknn.runs.prepare import PreparedData
+from medknn.runs.run_dir import RunDir
 
 
 def next_stage_config(config: TrainConfig, first_stage: Path) -> TrainConfig:
