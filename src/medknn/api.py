@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from medknn.errors import ConfigError, DataError
 from medknn.evaluation import PartOutputs
 from medknn.io import atomic_save_tensors, atomic_write_json, read_json
+from medknn.lazy import lazy_getattr
 from medknn.prediction import KNNClassifier, Prediction, TrainedRun
 from medknn.prediction.ensemble_run import EnsembleRun
 from medknn.prediction.knn import EMBEDDINGS_FILE, INDEX_FILE
@@ -17,7 +18,7 @@ from medknn.prediction.knn_index import probe_index, write_index
 from medknn.reports import write_benchmark_report, write_run_plots
 from medknn.run_ensemble import create_ensemble, score_ensemble, write_ensemble_report
 from medknn.run_report import write_report
-from medknn.run_training import as_config, score_part, train
+from medknn.run_scoring import score_part
 from medknn.runs import RunDir
 from medknn.runs.device import resolve_device
 from medknn.runs.prepare import prepare_data
@@ -244,6 +245,15 @@ def tune(
         workers=workers,
         progress=progress,
     )
+
+
+# Training's functions are imported on first use: loading, predicting with and evaluating a run
+# (and so `medknn serve`) never import the trainer stack.
+if TYPE_CHECKING:
+    from medknn.run_training import as_config, train
+
+TRAINING = "medknn.run_training"
+__getattr__ = lazy_getattr(__name__, globals(), {"as_config": TRAINING, "train": TRAINING})
 
 
 def history(run: str | Path) -> list[dict[str, float]]:

@@ -3,11 +3,10 @@ Trainer (under DDP when started by torchrun), then the kNN index and the test sc
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,8 @@ from torch.utils.data import DataLoader
 
 from medknn.errors import ConfigError, DataError
 from medknn.evaluation import (
-    PartOutputs,
-    evaluate_network,
-    fit_decision_rule,
     fit_knn_on_training_set,
     make_validator,
-    with_embedding_quality,
 )
 from medknn.io import (
     atomic_save_tensors,
@@ -34,8 +29,8 @@ from medknn.io import (
 )
 from medknn.methods import MethodSpec, Objective, TrainingSetEmbedder, get_method
 from medknn.models import backbone_normalization
-from medknn.prediction import KNNClassifier, TrainedRun, compute_outputs
-from medknn.prediction.decision import DecisionRule
+from medknn.prediction import TrainedRun, compute_outputs
+from medknn.run_scoring import score_part
 from medknn.runs import RunDir, TrainConfig, run_lock
 from medknn.runs.batches import BatchSampler, build_batch_sampler
 from medknn.runs.build import build_network, build_objective, starts_pretrained
@@ -47,7 +42,7 @@ from medknn.runs.prepare import (
     save_data_record,
     training_augmentation,
 )
-from medknn.runs.run_manifest import refresh_manifest, remove_manifest, write_manifest
+from medknn.runs.run_manifest import remove_manifest, write_manifest
 from medknn.runs.stages import check_split_of_init_run, next_stage_config
 from medknn.runs.training_data import TrainingData
 from medknn.training import Trainer
@@ -55,9 +50,6 @@ from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
 from medknn.training.optim import build_optimizer
 from medknn.training.trainer import EpochHook, Validator
-
-# The metrics of the method's plain rule kept beside those of its decision rule.
-PLAIN_METRICS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_CHANGES = {
@@ -438,66 +430,6 @@ def _clear_never_trained(run_dir: RunDir) -> None:
     for path in (run_dir.config, run_dir.split, run_dir.data, run_dir.history, run_dir.log):
         path.unlink(missing_ok=True)
     run_dir.remove_partial_writes()
-
-
-def score_part(
-    network: torch.nn.Module,
-    spec: MethodSpec,
-    prepared: PreparedData,
-    knn: KNNClassifier,
-    config: TrainConfig,
-    run_dir: RunDir,
-    part: str,
-    *,
-    device: torch.device | str,
-    progress: bool,
-    decide: bool,
-    tta: str | None = None,
-) -> tuple[dict, PartOutputs]:
-    """Score ``part`` with the run's decision rule (first chosen on the validation split and
-    saved as ``RUN/decision.json`` when ``decide``) and its test-time augmentation, or ``tta``.
-    With a decision rule, ``metrics["plain"]`` holds the headline metrics of the method's plain
-    rule without test-time augmentation."""
-    decision = DecisionRule.load(run_dir.path)
-    if decide:
-        decision = fit_decision_rule(
-            network, spec, prepared, knn, config, device=device, progress=progress
-        )
-        if decision is not None:
-            decision.save(run_dir.path)
-            refresh_manifest(run_dir, run_dir.decision)
-    metrics, outputs = evaluate_network(
-        network,
-        spec,
-        prepared,
-        part,
-        knn=knn,
-        device=device,
-        progress=progress,
-        decision=decision,
-        tta=tta or run_tta(config, decision),
-    )
-    with_embedding_quality(metrics, outputs, knn)
-    if decision is not None:
-        plain, _ = evaluate_network(network, spec, prepared, part, knn=knn, device=device)
-        metrics["plain"] = {key: plain[key] for key in PLAIN_METRICS}
-        metrics["decision"] = asdict(decision) | {"temperature": _finite(decision.temperature)}
-    metrics["tta"] = tta or run_tta(config, decision)
-    metrics["method"] = config.method
-    metrics["seed"] = config.seed
-    return metrics, outputs
-
-
-def run_tta(config: TrainConfig, decision: DecisionRule | None) -> str:
-    """The test-time augmentation a run scores with: its decision rule's, else its config's
-    (``auto`` without a rule to have chosen: none)."""
-    if decision is not None:
-        return decision.tta
-    return "none" if config.tta == "auto" else config.tta
-
-
-def _finite(value: float) -> float | None:
-    return None if math.isinf(value) else value
 
 
 def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
