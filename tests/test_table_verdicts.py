@@ -1,0 +1,77 @@
+"""The verdict lines the table scripts of benchmarks/ print (the rule of evaluation/verdict)."""
+
+from __future__ import annotations
+
+from conftest import load_benchmark_script
+
+
+def _records(values: dict[str, list[float]], metric: str) -> list[dict]:
+    return [
+        {"label": label, "seed": seed, "metrics": {metric: value}}
+        for label, seeds in values.items()
+        for seed, value in enumerate(seeds)
+    ]
+
+
+def test_constellation_table_pairs_each_k_with_the_baselines_and_the_other_ks() -> None:
+    table = load_benchmark_script("constellation_table")
+    labels = ["knn-imagenet", "triplet-hard", "npairs", "constellation-K3", "constellation-K7"]
+    assert table.comparisons(labels) == [
+        ("constellation-K3", "triplet-hard"),
+        ("constellation-K3", "npairs"),
+        ("constellation-K3", "knn-imagenet"),
+        ("constellation-K7", "triplet-hard"),
+        ("constellation-K7", "npairs"),
+        ("constellation-K7", "knn-imagenet"),
+        ("constellation-K7", "constellation-K3"),
+        ("triplet-hard", "knn-imagenet"),
+        ("triplet-hard", "npairs"),
+        ("ce-finetuned", "knn-imagenet"),
+        ("ce-finetuned", "npairs"),
+    ]
+    # ten repeats, Davies-Bouldin: lower is better
+    records = _records(
+        {"constellation-K3": [2.0 + 0.01 * s for s in range(10)], "npairs": [5.0] * 10},
+        "davies_bouldin",
+    )
+    assert table.verdicts(records) == [
+        "held: npairs > constellation-K3 on Davies-Bouldin (10 seeds, mean Δ 2.955 ± 0.030, "
+        "lower is better)"
+    ]
+
+
+def test_bstriplet_table_prints_the_pages_comparisons() -> None:
+    table = load_benchmark_script("bstriplet_table")
+    records = _records({"CE+BST (DM)": [0.85, 0.88, 0.83], "CE (DM)": [0.83, 0.84, 0.83]}, "ACC")
+    lines = table.verdict_lines(records, table.COMPARISONS, [("ACC", "ACC")])
+    # differences 0.02, 0.04, 0.00: a tie on seed 2
+    assert lines == [
+        "same within noise: CE+BST (DM) ≈ CE (DM) on ACC (3 seeds, mean Δ 0.020 ± 0.020)"
+    ]
+
+
+def test_quality_table_compares_trained_rows_with_the_baselines() -> None:
+    table = load_benchmark_script("quality_table")
+    labels = [
+        "frozen + logistic regression",
+        "frozen + kNN",
+        "weighted-ce (recipe)",
+        "weighted-ce (recipe, plain rule)",
+        "weighted-ce (recipe, TTA flips)",
+        "weighted-ce-blr1 (recipe)",
+    ]
+    assert table.comparisons(labels) == [
+        ("weighted-ce (recipe)", "frozen + kNN"),
+        ("weighted-ce (recipe)", "frozen + logistic regression"),
+        ("weighted-ce (recipe, TTA flips)", "weighted-ce (recipe)"),
+        ("weighted-ce-blr1 (recipe)", "frozen + kNN"),
+        ("weighted-ce-blr1 (recipe)", "frozen + logistic regression"),
+        ("weighted-ce-blr1 (recipe)", "weighted-ce (recipe)"),
+    ]
+    records = _records(
+        {"weighted-ce-blr1 (recipe)": [0.614], "weighted-ce (recipe)": [0.577]}, "mcr"
+    )
+    assert table.verdicts(records) == [
+        "indicative (one seed): weighted-ce-blr1 (recipe) > weighted-ce (recipe) on MCR "
+        "(one seed, Δ 0.037)"
+    ]
