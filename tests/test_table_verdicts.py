@@ -75,3 +75,19 @@ def test_quality_table_compares_trained_rows_with_the_baselines() -> None:
         "indicative (one seed): weighted-ce-blr1 (recipe) > weighted-ce (recipe) on MCR "
         "(one seed, Δ 0.037)"
     ]
+
+
+def test_page_verdicts_prints_every_page_under_the_rule() -> None:
+    pages = load_benchmark_script("page_verdicts")
+    deepknn = pages.deepknn_lines()
+    assert (
+        "same within noise: weighted-ce ≈ deepknn on kNN BAC (3 seeds, from means ± std, "
+        "mean Δ 0.017)"
+    ) in deepknn  # the paper's Table 4
+    assert (
+        "indicative (3 seeds): deepknn > deepknn-bank on MCR (3 seeds, mean Δ 0.031 ± 0.021)"
+        in (deepknn)
+    )
+    for page, lines in ((name, make()) for name, make in pages.PAGES.items()):
+        assert lines, page
+        assert not any(line.startswith("held") for line in lines if "10 seeds" not in line), page

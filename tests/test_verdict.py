@@ -11,6 +11,7 @@ from medknn.evaluation.verdict import (
     folder_name,
     record_values,
     seed_values,
+    summary_verdict,
     verdict_lines,
     verdict_section,
 )
@@ -158,3 +159,20 @@ def test_records_and_run_folders(tmp_path) -> None:
         records, "CE+BST (DM)", "mcr"
     )
     assert seed_values(tmp_path, "missing", "mcr") == {}
+
+
+def test_summary_verdict_decides_only_what_means_and_stds_can() -> None:
+    # Table 4 of the Deep kNN paper on HAM10000: kNN BAC of weighted CE 0.507 ± 0.036 against
+    # deep kNN 0.490 ± 0.002: the differences' std is at least 0.034 > 0.017
+    assert summary_verdict(
+        (0.507, 0.036), (0.490, 0.002), 3, a_label="weighted-ce", b_label="deepknn"
+    ).startswith("same within noise: weighted-ce ≈ deepknn on metric (3 seeds")
+    # SupCon against CE, accuracy: 0.602 ± 0.004 against 0.778 ± 0.001: every seed the same way
+    line = summary_verdict((0.602, 0.004), (0.778, 0.001), 3, a_label="supcon", b_label="ce")
+    assert line == (
+        "indicative (3 seeds): ce > supcon on metric (3 seeds, from means ± std, mean Δ 0.176)"
+    )
+    assert summary_verdict((0.70, 0.01), (0.60, 0.01), 10).startswith("held: A > B")
+    assert summary_verdict((0.854, 0.026), (0.834, 0.007), 3).startswith("undetermined")
+    assert "held is possible" in summary_verdict((0.46, 0.03), (0.40, 0.04), 10)
+    assert summary_verdict((0.5, 0.0), (0.4, 0.0), 1).startswith("indicative (one seed): A > B")

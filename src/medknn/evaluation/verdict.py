@@ -15,6 +15,8 @@ the few-shot protocol, the same draw), the seeds both have are paired and the di
 Seeds present on one side only are left out and reported. :func:`seed_values` reads a
 benchmark's run folders (``OUT/<label>/seed<k>/metrics.json``), :func:`record_values` the
 records of its ``results.json``; :func:`verdict_lines` prints a script's comparisons.
+:func:`summary_verdict` decides what the rule can from means and standard deviations alone, for
+results whose per-seed values were not kept.
 """
 
 from __future__ import annotations
@@ -141,6 +143,44 @@ def compare(
             kind = "held" if len(paired) >= min_seeds else "indicative"
     return Verdict(
         kind, a, b, metric, tuple(paired), differences, unpaired, higher_is_better=higher_is_better
+    )
+
+
+def summary_verdict(
+    a: tuple[float, float],
+    b: tuple[float, float],
+    n: int,
+    *,
+    a_label: str = "A",
+    b_label: str = "B",
+    metric: str = "metric",
+    higher_is_better: bool = True,
+    min_seeds: int = MIN_SEEDS,
+) -> str:
+    """The rule's verdict where only ``(mean, sample std)`` over the same ``n`` paired seeds of
+    A and B are known, when these decide it; else ``undetermined``.
+
+    The std of the differences lies between ``|std_a − std_b|`` and ``std_a + std_b``. When
+    ``|Δ mean|`` is at most the lower bound, the differences are not separated: same within
+    noise. When it exceeds ``(std_a + std_b) · max(1, (n − 1)/√n)`` (no value of a sample lies
+    further than ``std · (n − 1)/√n`` from its mean), every difference has the sign of the mean
+    and exceeds the std: held (``n`` ≥ ``min_seeds``) or indicative. Between the two only the
+    per-seed values decide."""
+    (mean_a, std_a), (mean_b, std_b) = a, b
+    delta = mean_a - mean_b
+    high, low = (a_label, b_label) if delta >= 0 else (b_label, a_label)
+    lower = "" if higher_is_better else ", lower is better"
+    seeds = f"{_seeds_text(n)}, from means ± std, mean Δ {abs(delta):.3f}{lower}"
+    if n < 2:
+        return f"indicative (one seed): {high} {'>' if delta else '='} {low} on {metric} ({seeds})"
+    if abs(delta) <= abs(std_a - std_b):
+        return f"same within noise: {a_label} ≈ {b_label} on {metric} ({seeds})"
+    if abs(delta) > (std_a + std_b) * max(1.0, (n - 1) / math.sqrt(n)):
+        kind = "held" if n >= min_seeds else f"indicative ({_seeds_text(n)})"
+        return f"{kind}: {high} > {low} on {metric} ({seeds})"
+    return (
+        f"undetermined from means ± std: {a_label} vs {b_label} on {metric} ({seeds}; "
+        f"held {'is possible' if n >= min_seeds else 'is not, below ' + str(min_seeds)})"
     )
 
 
