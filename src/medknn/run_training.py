@@ -50,6 +50,7 @@ from medknn.training.prepare import (
     save_data_record,
     training_augmentation,
 )
+from medknn.training.reproducible import reproducible
 from medknn.training.run_manifest import refresh_manifest, remove_manifest, write_manifest
 from medknn.training.stages import check_split_of_init_run, next_stage_config
 
@@ -62,6 +63,8 @@ RESUMABLE_CHANGES = {
     "stage2_epochs",
     "device",
     "num_workers",
+    "threads",  # how the work is split, not what is computed: a run may move machines
+    "deterministic",
     "validate_every",
     "download",
     "tta",  # scoring only: a run that predates tta: auto resumes under today's default
@@ -95,7 +98,10 @@ def train(
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give a new or existing run folder instead.")
     console = console or Console(stderr=True, quiet=not progress)
-    with distributed_session(config.device) as distributed:
+    with (
+        reproducible(config.threads, config.deterministic),
+        distributed_session(config.device) as distributed,
+    ):
         is_main = distributed is None or distributed.is_main
         if not is_main:
             progress, console = False, Console(stderr=True, quiet=True)

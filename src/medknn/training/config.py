@@ -105,6 +105,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    threads: int | None = None  # torch/faiss threads of the run (None: torch's default)
+    deterministic: bool = False  # torch.use_deterministic_algorithms during the run
     max_batches_per_epoch: int | None = None
     strict_images: bool = False
     validate_every: int = 1
@@ -146,6 +148,8 @@ class TrainConfig:
             raise ConfigError("lr_gamma=0 would stop training after lr_step epochs; e.g. 0.5.")
         _check_range("seed", self.seed, 0, 2**32 - 1, "numpy's seeds")
         _check_range("num_workers", self.num_workers, 0, 1024, "0 loads data in the main process")
+        if self.threads is not None:
+            _check_range("threads", self.threads, 1, 1024, "e.g. 1 for a run that repeats exactly")
         if self.max_batches_per_epoch is not None:
             _check_range(
                 "max_batches_per_epoch",
