@@ -11,7 +11,7 @@ from rich.console import Console
 
 from medknn.errors import ConfigError, did_you_mean
 from medknn.evaluation import classification_metrics
-from medknn.features.metric_knn import LINEAR_METHODS, lmnn_problem, make_metric_knn
+from medknn.features.metric_knn import LINEAR_METHODS, make_metric_knn
 from medknn.features.mlp_training import predict_part, train_mlp
 from medknn.features.parts import FeatureParts
 from medknn.io import atomic_write_json, atomic_write_text, read_json
@@ -40,11 +40,9 @@ def feature_method_label(method: str) -> str:
 
 def check_feature_method(method: str) -> None:
     """ConfigError unless ``method`` runs on feature vectors: a linear method (``knn-basic``,
-    ``nca``, ``lmnn`` when metric-learn works) or a registered method that trains a network
+    ``nca``, ``lmnn``) or a registered method that trains a network
     from scratch (the MLP takes its place of the backbone)."""
     if method in LINEAR_METHODS:
-        if method == "lmnn" and lmnn_problem() is not None:
-            raise ConfigError(f"Method 'lmnn' cannot run here: {lmnn_problem()}. Leave it out.")
         return
     trainable = [s.name for s in list_methods() if s.trains and not s.requires_init_from]
     if method not in trainable:
