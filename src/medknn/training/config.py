@@ -25,6 +25,7 @@ MIN_UPDATES, MIN_EPOCHS, MAX_AUTO_EPOCHS = 600, 12, 100  # epochs: None
 DECISIONS = ("validated", "plain")
 DECISION_METRICS = ("mcr", "accuracy", "macro_f1", "sensitivity_at_specificity")
 TTA_MODES = ("auto", "none", "flips", "crops")
+CLUSTER_DRAWS = ("proportional", "equal")  # data/cluster_sampler.py
 
 # A run's config.yaml written before an option existed trained as if it had these values; a
 # saved config is completed with them (not with today's defaults), so an old run is read back
@@ -63,6 +64,7 @@ class TrainConfig:
     method_options: dict[str, Any] = field(default_factory=dict)  # a method's own options
     sampler: str | None = None  # None: the method's own; stratified, shuffle, cluster, balanced
     cluster_groups: int = 2  # sampler "cluster": k-means groups per class (BSTriplet paper: 2)
+    cluster_draw: str = "proportional"  # sampler "cluster": by group size, or "equal" per group
     resample: str = "none"  # "oversample": copy minority images up to the majority's count
     backbone: str = "tf_efficientnet_lite0"
     pretrained: bool | None = None  # None: ImageNet weights when they ship offline for the backbone
@@ -193,6 +195,7 @@ class TrainConfig:
             ("decision", DECISIONS),
             ("decision_metric", DECISION_METRICS),
             ("tta", TTA_MODES),
+            ("cluster_draw", CLUSTER_DRAWS),
         ):
             value = getattr(self, name)
             if value not in choices:
