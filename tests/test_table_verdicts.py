@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import load_benchmark_script
 
 
@@ -91,3 +93,21 @@ def test_page_verdicts_prints_every_page_under_the_rule() -> None:
     for page, lines in ((name, make()) for name, make in pages.PAGES.items()):
         assert lines, page
         assert not any(line.startswith("held") for line in lines if "10 seeds" not in line), page
+
+
+VERDICT_PREFIXES = ("held", "same within noise", "indicative", "undetermined")
+
+
+def test_every_verdict_line_on_the_results_pages_is_printed_by_the_script() -> None:
+    pages = load_benchmark_script("page_verdicts")
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    for page, make in pages.PAGES.items():
+        path = docs / f"{page}.md" if page == "feature_vectors" else docs / "results" / f"{page}.md"
+        printed = set(make())
+        quoted = [
+            line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip().startswith(VERDICT_PREFIXES) and "(" in line and " on " in line
+        ]
+        missing = [line for line in quoted if line not in printed]
+        assert not missing, f"{path.name}: {missing[:2]}"
