@@ -514,7 +514,7 @@ def features_benchmark(
     out: Annotated[Path, typer.Option(help="Directory for the runs and the results table.")],
     methods: Annotated[
         str | None,
-        typer.Option(help="Comma-separated; default: the paper's Table 3 methods that run here."),
+        typer.Option(help="Comma-separated; default: the paper's Table 3 methods."),
     ] = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
     spec: Annotated[
