@@ -113,6 +113,16 @@ CONSTELLATION = {
     },
 }
 CONSTELLATION_COLUMNS = ("kNN BAC", "silhouette", "Davies-Bouldin")
+# quality.md, seed 0 (Acc, MCR, AUC): (data, row) → values (BreastMNIST's frozen rows are means of
+# two seeds, so they are not paired here)
+QUALITY = {
+    ("BreastMNIST", "weighted-ce (recipe)"): (0.769, 0.744, 0.854),
+    ("BreastMNIST", "weighted-ce (recipe, TTA flips)"): (0.801, 0.796, 0.897),
+    ("HAM10000", "weighted-ce (recipe)"): (0.604, 0.577, 0.842),
+    ("HAM10000", "weighted-ce-blr1 (recipe)"): (0.689, 0.614, 0.877),
+    ("HAM10000", "frozen + kNN"): (0.432, 0.425, 0.794),
+}
+QUALITY_COLUMNS = ("Acc", "MCR", "AUC")
 
 
 def _paired(table: dict, columns: tuple[str, ...], a: str, b: str, column: str) -> str:
@@ -253,6 +263,25 @@ def constellation_lines(data: str) -> list[str]:
     ]
 
 
+def quality_lines() -> list[str]:
+    pairs = [
+        ("BreastMNIST", "weighted-ce (recipe, TTA flips)", "weighted-ce (recipe)"),
+        ("HAM10000", "weighted-ce (recipe)", "frozen + kNN"),
+        ("HAM10000", "weighted-ce-blr1 (recipe)", "weighted-ce (recipe)"),
+    ]
+    return [
+        compare(
+            {0: QUALITY[(data, a)][index]},
+            {0: QUALITY[(data, b)][index]},
+            a=f"{a} [{data}]",
+            b=b,
+            metric=column,
+        ).line()
+        for data, a, b in pairs
+        for index, column in enumerate(QUALITY_COLUMNS)
+    ]
+
+
 PAGES: dict[str, Callable[[], list[str]]] = {
     "ham10000_deepknn": deepknn_lines,
     "feature_vectors": feature_lines,
@@ -260,6 +289,7 @@ PAGES: dict[str, Callable[[], list[str]]] = {
     "ham10000_supcon": supcon_lines,
     "breastmnist_constellation": lambda: constellation_lines("breastmnist"),
     "ham10000_constellation": lambda: constellation_lines("ham10000"),
+    "quality": quality_lines,
 }
 
 
