@@ -57,6 +57,7 @@ KM_GRID_KP5 = {
 FEATURES = {
     "kNN-basic": ((69.0, 26.1, 0.0), (69.1, 26.8, 0.0), (68.8, 28.2, 4.2)),
     "NCA": ((68.9, 25.9, 0.0), (68.6, 26.2, 4.3), (68.7, 28.8, 0.0)),
+    "LMNN": ((68.3, 27.3, 0.0), (66.5, 25.9, 4.3), (65.7, 26.3, 0.0)),
     "MLP+triplets": ((69.5, 32.1, 0.0), (68.1, 29.0, 0.0), (68.6, 29.8, 8.3)),
     "MLP+CE": ((72.0, 38.7, 4.2), (70.0, 37.8, 17.4), (69.7, 38.8, 4.2)),
     "MLP+deep-kNN": ((70.5, 39.0, 20.8), (69.3, 36.2, 8.7), (68.8, 40.4, 4.2)),
@@ -201,6 +202,9 @@ def feature_lines() -> list[str]:
         ("MLP+CE", "kNN-basic"),
         ("MLP+deep-kNN", "kNN-basic"),
         ("NCA", "kNN-basic"),
+        ("LMNN", "kNN-basic"),
+        ("LMNN", "NCA"),
+        ("MLP+deep-kNN", "LMNN"),
         ("MLP+deep-kNN", "NCA"),
         ("MLP+deep-kNN", "MLP+triplets"),
         ("MLP+deep-kNN", "MLP+CE"),
