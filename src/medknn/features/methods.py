@@ -19,6 +19,7 @@ from medknn.methods import get_method, list_methods
 from medknn.training import RunDir, TrainConfig
 from medknn.training.config import check_same_settings
 from medknn.training.device import resolve_device
+from medknn.training.reproducible import reproducible
 
 # The paper's Table 3 columns, in its order, with its names.
 TABLE3_LABELS = {
@@ -30,7 +31,7 @@ TABLE3_LABELS = {
     "deepknn": "MLP+deep-kNN",
 }
 # Options that may differ when an interrupted run is resumed.
-RESUMABLE_CHANGES = {"device", "num_workers"}
+RESUMABLE_CHANGES = {"device", "num_workers", "threads", "deterministic"}
 
 
 def feature_method_label(method: str) -> str:
@@ -66,8 +67,22 @@ def run_feature_method(
 
     ``out`` becomes a run directory (``config.yaml``, ``metrics.json``, ``status.json``; for the
     MLP also the weights, history and kNN index). A finished run is read back, not redone; an
-    interrupted MLP run resumes from its last epoch.
+    interrupted MLP run resumes from its last epoch. The config's ``threads`` and
+    ``deterministic`` hold while it runs (``training/reproducible.py``).
     """
+    with reproducible(config.threads, config.deterministic):
+        return _run_feature_method(method, parts, config, out, progress=progress, console=console)
+
+
+def _run_feature_method(
+    method: str,
+    parts: FeatureParts,
+    config: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    progress: bool,
+    console: Console | None,
+) -> dict:
     console = console or Console(stderr=True, quiet=not progress)
     check_feature_method(method)
     config = config.replace(method=method)
