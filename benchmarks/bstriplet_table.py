@@ -4,7 +4,9 @@ python benchmarks/bstriplet_table.py runs/pneumoniamnist-bstriplet --positive pn
 
 For two classes SEN and SPE are those of the ``--positive`` (disease) class, as in the paper's
 Chest-2 table; with more classes, the macro averages of eq. 10-11. The MedMNIST v2 ResNet-18
-(28) figures for PneumoniaMNIST are printed beneath for reference.
+(28) figures for PneumoniaMNIST are printed beneath for reference, then the verdict of every
+comparison docs/results/pneumoniamnist_bstriplet.md makes (the results' rule,
+``medknn.evaluation.verdict``: paired seeds, held only with at least 5).
 """
 
 from __future__ import annotations
@@ -12,10 +14,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from medknn.evaluation.verdict import verdict_lines, verdict_section
 from medknn.io import atomic_write_text, read_json
 from medknn.reports import markdown_table, summarize
 
 COLUMNS = ("SEN", "SPE", "ACC", "AUC")
+# (A, B) pairs of the page, each on every column; pairs missing from the benchmark are skipped.
+COMPARISONS = (
+    ("CE+BST (DM)", "CE (DM)"),
+    ("CE+BST (RS)", "CE (RS)"),
+    ("CE+BST (DM)", "CE (RS)"),
+    ("CE+BST (DM)", "CE+Triplet"),
+    ("CE+BST (DM)", "CE+LS"),
+    ("CE (DM)", "CE (RS)"),  # the DM sampler against random batches
+    ("CE+BST (DM)", "CE+BST (RS)"),
+    ("CE+BST (DM-equal)", "CE+BST (DM)"),  # the paper's equal draw per group
+)
 MEDMNIST_RESNET18_28 = "MedMNIST v2 ResNet-18 (28), published: ACC 0.854, AUC 0.944."
 
 
@@ -42,10 +56,12 @@ def main() -> None:
     parser.add_argument("--positive", default="pneumonia", help="the disease class (2 classes)")
     args = parser.parse_args()
     records = read_json(args.out / "results.json")["records"]
-    rows = summarize(
-        [{**r, "metrics": paper_metrics(r["metrics"], args.positive)} for r in records], COLUMNS
-    )
+    paper_records = [{**r, "metrics": paper_metrics(r["metrics"], args.positive)} for r in records]
+    rows = summarize(paper_records, COLUMNS)
     text = markdown_table(rows, COLUMNS) + "\n" + MEDMNIST_RESNET18_28 + "\n"
+    text += verdict_section(
+        verdict_lines(paper_records, COMPARISONS, [(column, column) for column in COLUMNS])
+    )
     print(text)
     atomic_write_text(args.out / "results_bstriplet.md", text)
 

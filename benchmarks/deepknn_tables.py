@@ -7,18 +7,25 @@ A kNN method's trained runs keep the training-set embeddings (``knn/``) and the 
 only the number of voting neighbours changes. Softmax methods (weighted CE) keep their one row.
 When the benchmark's deepknn runs differ in K (``num_positives``) or M (``num_negatives``), a
 K × M grid follows as in Table S3 (K_p = K, the paper's setting, and K_p = 5), with a heatmap.
+Beneath, the verdict of every comparison docs/results/ham10000_deepknn.md makes (the results'
+rule, ``medknn.evaluation.verdict``: paired seeds, held only with at least 5), among them the
+paper's Table 4 (kNN on the CE-trained features, weighted CE's kNN BAC, against deep kNN) and,
+for a K × M benchmark, every pair of cells that differ in K only or in M only.
 Writes ``results_deepknn.md`` (and ``km_grid.png``) beside the benchmark's ``results.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+from itertools import combinations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from medknn.evaluation import PartOutputs, classification_metrics
+from medknn.evaluation.verdict import verdict_lines, verdict_section
 from medknn.io import atomic_write_text, read_json
 from medknn.methods import get_method
 from medknn.prediction import KNNClassifier
@@ -32,6 +39,20 @@ TABLE2_KP = (1, 5)
 GRID_COLUMNS = ("accuracy", "mcr")
 # (K, M) → the test metrics of each seed's run.
 GridCells = dict[tuple[int, int], list[dict]]
+# The comparisons of docs/results/ham10000_deepknn.md: (A, B, metrics), at the runs' own K_p
+# (5) unless the label names another; a pair missing from the benchmark is skipped.
+COMPARISONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("deepknn", "knn-imagenet", ("mcr", "rs")),
+    ("deepknn", "triplet", ("mcr", "rs")),
+    ("weighted-ce", "deepknn", ("mcr", "rs")),
+    ("deepknn-star", "deepknn", ("accuracy", "mcr")),
+    ("deepknn-star", "weighted-ce", ("accuracy", "mcr")),
+    ("weighted-ce", "deepknn", ("knn_bac",)),  # Table 4: kNN on the CE-trained features
+    ("deepknn (K_p = 1)", "knn-imagenet (K_p = 1)", ("mcr",)),
+    ("deepknn (K_p = 1)", "triplet (K_p = 1)", ("mcr",)),
+    ("deepknn", "deepknn-bank", ("accuracy", "mcr")),  # in-batch against whole-set neighbours
+)
+CELL_LABEL = re.compile(r"K(\d+)_M(\d+)")
 
 
 def rescored(run: Path, k: int) -> dict:
@@ -139,6 +160,34 @@ def plot_grid(cells: GridCells, path: Path, columns: tuple[str, ...] = GRID_COLU
     return save_figure(fig, path)
 
 
+def grid_comparisons(labels: list[str]) -> list[tuple[str, str]]:
+    """Every pair of K × M cell labels (``K5_M3``) that differ in K only or in M only, the
+    larger K or M first."""
+    cells = {}
+    for label in labels:
+        match = CELL_LABEL.fullmatch(label)
+        if match:
+            cells[label] = (int(match.group(1)), int(match.group(2)))
+    pairs = []
+    for a, b in combinations(sorted(cells, key=cells.get), 2):
+        (ka, ma), (kb, mb) = cells[a], cells[b]
+        if (ka == kb) != (ma == mb):
+            pairs.append((b, a))
+    return pairs
+
+
+def verdicts(records: list[dict]) -> list[str]:
+    """The verdict lines of COMPARISONS and of the K × M cells (MCR), from ``records`` (the
+    benchmark's runs, plus their K_p = 1 re-scoring where the label asks for it)."""
+    lines = []
+    for a, b, metrics in COMPARISONS:
+        named = [(metric, METRIC_LABELS.get(metric, metric)) for metric in metrics]
+        lines += verdict_lines(records, [(a, b)], named)
+    labels = list(dict.fromkeys(r["label"] for r in records))
+    lines += verdict_lines(records, grid_comparisons(labels), [("mcr", "MCR")])
+    return lines
+
+
 def _predicts_with_knn(record: dict) -> bool:
     return get_method(record["method"]).prediction == "knn"
 
@@ -168,6 +217,8 @@ def main() -> None:
             + grid_table(km_cells(records, kp=5))
             + f"\n![Acc and MCR over K and M, K_p = K]({figure.name})\n"
         )
+    kp1 = [r for r in table_records(records, (1,)) if "(K_p = 1)" in r["label"]]
+    text += verdict_section(verdicts(records + kp1))
     print(text)
     atomic_write_text(args.out / "results_deepknn.md", text)
 

@@ -9,7 +9,10 @@ its plain rule, and with ``--tta`` re-scored with flip test-time augmentation); 
 ``--ensembles`` the ensemble of each method's seeds (``medknn ensemble``,
 written to ``DIR/ensemble-<method>``). Every metric is the mean ± std over seeds of the test
 split; the published figures and the issue's targets follow, each target marked met or missed by
-how much for the best row. Writes ``results_quality.md`` beside the benchmark's ``results.md``.
+how much for the best row, then the verdict of each trained row against the frozen baselines, of
+each ``-blr1`` candidate against its default and of flip TTA against none (the results' rule,
+``medknn.evaluation.verdict``: paired seeds, held only with at least 5; one seed is indicative).
+Writes ``results_quality.md`` beside the benchmark's ``results.md``.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from sklearn.preprocessing import StandardScaler
 
 import medknn
 from medknn.evaluation import PartOutputs, classification_metrics
+from medknn.evaluation.verdict import MIN_SEEDS, verdict_lines, verdict_section
 from medknn.io import atomic_write_text, load_tensors, read_json
 from medknn.reports import summarize
 from medknn.reports.classification_plots import save_figure  # also selects the Agg backend
 from medknn.runs import TrainConfig
 
-VERDICT_SEEDS = 5  # the results' rule: fewer seeds are indicative, never a verdict
+VERDICT_SEEDS = MIN_SEEDS  # the results' rule: fewer seeds are indicative, never a verdict
+VERDICT_METRICS = (("accuracy", "Acc"), ("mcr", "MCR"), ("auc", "AUC"))
+BASELINES = ("frozen + kNN", "frozen + logistic regression")
 COLUMNS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece", "val_mcr")
 LABELS = {
     "accuracy": "Acc",
@@ -163,7 +169,27 @@ def render(bench: Path, records: list[dict]) -> str:
         text.append("")
         text += _targets(rows, reference["targets"])
     text += _validation_choice(records)
-    return "\n".join(text) + "\n"
+    return "\n".join(text) + "\n" + verdict_section(verdicts(records))
+
+
+def comparisons(labels: list[str]) -> list[tuple[str, str]]:
+    """Each trained method (recipe) against the frozen baselines; a ``-blr1`` candidate against
+    its default; flip TTA against none."""
+    pairs = []
+    for label in labels:
+        if label.endswith(" (recipe)"):
+            method = label.removesuffix(" (recipe)")
+            pairs += [(label, baseline) for baseline in BASELINES]
+            if method.endswith("-blr1"):
+                pairs.append((label, f"{method.removesuffix('-blr1')} (recipe)"))
+        elif label.endswith(" (recipe, TTA flips)"):
+            pairs.append((label, label.replace(", TTA flips)", ")")))
+    return pairs
+
+
+def verdicts(records: list[dict]) -> list[str]:
+    labels = list(dict.fromkeys(r["label"] for r in records))
+    return verdict_lines(records, comparisons(labels), VERDICT_METRICS)
 
 
 def _budget(bench: Path, config: TrainConfig) -> str:

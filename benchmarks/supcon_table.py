@@ -8,7 +8,10 @@ temperature for the temperature benchmark). Fig. 3: per-class F-score of the ``-
 methods side by side, classes by training count (majority left). Written to
 ``BENCH_DIR/results_supcon.md`` and ``BENCH_DIR/per_class_f1.png``; for a benchmark of several
 temperatures also ``BENCH_DIR/temperature_f1.png`` (the three group F-scores against τ,
-without and with resampling).
+without and with resampling). Last, the verdict of every comparison
+docs/results/ham10000_supcon.md makes (the results' rule, ``medknn.evaluation.verdict``: paired
+seeds, held only with at least 5), including the ``linear-imagenet`` control and, for the
+temperature benchmark, every τ against τ = 0.1 without and with resampling.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from medknn.evaluation.verdict import verdict_lines, verdict_section  # noqa: E402
 from medknn.io import atomic_write_text, read_json  # noqa: E402
 from medknn.methods.recipes_imbalance import SUPCON_TEMPERATURE  # noqa: E402
 from medknn.reports import markdown_table, plot_per_class_f1, summarize  # noqa: E402
@@ -29,6 +33,26 @@ from medknn.runs import RunDir, TrainConfig  # noqa: E402
 TABLE1 = ("accuracy", "macro_f1")
 TABLE3 = ("f1_majority", "f1_middle", "f1_minority")
 FIGURE_DEFAULT = ("ce", "supcon")
+# The page's comparisons (A, B); pairs missing from the benchmark are skipped.
+COMPARISONS = (
+    ("supcon", "ce"),
+    ("supcon", "focal"),
+    ("supcon", "ldam"),
+    ("supcon+resample", "supcon"),
+    ("focal", "ce"),
+    ("ldam", "ce"),
+    ("ce+resample", "ce"),
+    ("supcon", "linear-imagenet"),  # the contrastive stage against balanced batches alone
+    ("linear-imagenet", "ce"),
+)
+VERDICT_METRICS = (
+    ("accuracy", "Acc"),
+    ("macro_f1", "macro F1"),
+    ("mcr", "MCR"),
+    ("f1_majority", "F1 majority"),
+    ("f1_middle", "F1 middle"),
+    ("f1_minority", "F1 minority"),
+)
 
 
 def class_order(records: list[dict]) -> list[str]:
@@ -89,6 +113,23 @@ def plot_temperature(records: list[dict], path: Path) -> Path | None:
     return path
 
 
+def temperature_comparisons(labels: list[str]) -> list[tuple[str, str]]:
+    """Every ``tau X`` (``+ resample``) label against ``tau 0.1`` of its own group."""
+    pairs = []
+    for label in labels:
+        if label.startswith("tau "):
+            reference = "tau 0.1 + resample" if label.endswith(" + resample") else "tau 0.1"
+            if label != reference:
+                pairs.append((label, reference))
+    return pairs
+
+
+def verdicts(records: list[dict]) -> list[str]:
+    labels = list(dict.fromkeys(r["label"] for r in records))
+    comparisons = [*COMPARISONS, *temperature_comparisons(labels)]
+    return verdict_lines(records, comparisons, VERDICT_METRICS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the benchmark's --out folder")
@@ -119,6 +160,7 @@ def main() -> None:
     temperature = plot_temperature(records, args.out / "temperature_f1.png")
     if temperature is not None:
         text += f"\nTable 3 as a plot: ![F-score against temperature]({temperature.name})\n"
+    text += verdict_section(verdicts(records))
     print(text)
     atomic_write_text(args.out / "results_supcon.md", text)
 

@@ -28,6 +28,7 @@ LAYERS = {
     "api": 10,
     "run_training": 10,
     "run_ensemble": 10,
+    "run_scoring": 10,
     "lazy": 0,
     "run_report": 10,
     "benchmark": 10,

@@ -9,6 +9,7 @@ import pytest
 
 from medknn.data import ClusterBatchSampler, thumbnail_features
 from medknn.errors import ConfigError, DataError
+from medknn.runs import TrainConfig
 
 
 def blobs(
@@ -65,6 +66,25 @@ def test_group_shares_over_many_batches_match_group_sizes() -> None:
     for batch in sampler:
         per_group = np.bincount(owner[batch], minlength=len(sampler.groups))
         assert np.all((per_group >= np.floor(quotas)) & (per_group <= np.ceil(quotas)))
+
+
+def test_equal_draw_takes_the_same_number_from_every_group() -> None:
+    # The BSTriplet paper's Chest-2 batches: "six samples from each group", whatever its size.
+    labels, features, _ = blobs({0: [15, 75], 1: [50, 165], 2: [15]})
+    sampler = ClusterBatchSampler(
+        labels, features, groups_per_class={0: 2, 1: 2, 2: 1}, batch_size=30, seed=3, draw="equal"
+    )
+    owner = group_of(sampler)
+    assert len(sampler) == math.ceil(len(labels) / 30)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            np.testing.assert_array_equal(np.bincount(owner[batch], minlength=5), [6] * 5)
+    with pytest.raises(ConfigError, match="cluster draw 'even' must be one of proportional"):
+        ClusterBatchSampler(labels, features, batch_size=30, draw="even")
+    assert TrainConfig(cluster_draw="equal").cluster_draw == "equal"
+    with pytest.raises(ConfigError, match="cluster_draw"):
+        TrainConfig(cluster_draw="even")
 
 
 def test_epoch_length_order_and_reproducibility() -> None:

@@ -50,3 +50,35 @@ def test_grid_plot_is_written_with_missing_cells(
     cells = {(1, 5): [{"accuracy": 0.6, "mcr": 0.4}], (9, 3): [{"accuracy": 0.7, "mcr": 0.5}]}
     path = deepknn_tables.plot_grid(cells, tmp_path / "grid.png")
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_grid_comparisons_pair_cells_that_differ_in_k_only_or_m_only(
+    deepknn_tables: ModuleType,
+) -> None:
+    labels = ["K1_M3", "K5_M3", "K5_M5", "K9_M5", "deepknn"]
+    assert deepknn_tables.grid_comparisons(labels) == [
+        ("K5_M3", "K1_M3"),
+        ("K5_M5", "K5_M3"),
+        ("K9_M5", "K5_M5"),
+    ]
+
+
+def test_verdicts_follow_the_results_rule_on_the_pages_per_seed_numbers(
+    deepknn_tables: ModuleType,
+) -> None:
+    # MCR per seed from docs/results/ham10000_deepknn.md (deepknn, the bank, knn-imagenet)
+    mcr = {
+        "deepknn": (0.492, 0.472, 0.484),
+        "deepknn-bank": (0.439, 0.443, 0.473),
+        "knn-imagenet": (0.241, 0.273, 0.283),
+    }
+    records = [
+        {"label": label, "seed": seed, "metrics": {"mcr": value}}
+        for label, values in mcr.items()
+        for seed, value in enumerate(values)
+    ]
+    lines = deepknn_tables.verdicts(records)
+    assert lines == [
+        "indicative (3 seeds): deepknn > knn-imagenet on MCR (3 seeds, mean Δ 0.217 ± 0.029)",
+        "indicative (3 seeds): deepknn > deepknn-bank on MCR (3 seeds, mean Δ 0.031 ± 0.021)",
+    ]

@@ -17,11 +17,11 @@ from medknn.cli import app
 from medknn.data import load_dataset, make_split
 from medknn.errors import ConfigError, DataError
 from medknn.features import (
+    LMNN,
     FeatureParts,
     FeatureSet,
     SubsampledFit,
     extract_features,
-    lmnn_problem,
     make_metric_knn,
     methods_as_columns_table,
     run_feature_benchmark,
@@ -211,16 +211,43 @@ def test_linear_methods_beat_chance(method: str, parts: FeatureParts) -> None:
     assert accuracy > 0.9  # chance is 1/3
 
 
-def test_lmnn_runs_or_says_why_not(parts: FeatureParts) -> None:
-    problem = lmnn_problem()
-    if problem is None:
-        model = make_metric_knn("lmnn", num_features=parts.dim, n_neighbors=3)
-        model.fit(parts.features["train"], parts.labels("train"))
-        assert (model.predict(parts.features["test"]) == parts.labels("test")).mean() > 0.9
-    else:
-        assert "metric-learn" in problem
-        with pytest.raises(ConfigError, match="'lmnn' cannot run here: metric-learn"):
-            make_metric_knn("lmnn", num_features=parts.dim)
+def test_lmnn_runs_and_beats_chance(parts: FeatureParts) -> None:
+    model = make_metric_knn("lmnn", num_features=parts.dim, n_neighbors=3, options={"max_iter": 30})
+    model.fit(parts.features["train"], parts.labels("train"))
+    assert (model.predict(parts.features["test"]) == parts.labels("test")).mean() > 0.9
+
+
+def test_lmnn_pulls_target_neighbours_in_and_pushes_impostors_out() -> None:
+    # Two classes told apart by feature 0 alone; features 1-4 are ten times larger noise. kNN
+    # on the raw features is poor; LMNN's map must weigh feature 0 up.
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 60)
+    rows = np.c_[labels + 0.2 * rng.normal(size=120), 3 * rng.normal(size=(120, 4))]
+    train, test = np.arange(0, 120, 2), np.arange(1, 120, 2)
+    lmnn = LMNN(n_neighbors=3, n_components=2, max_iter=100).fit(rows[train], labels[train])
+    assert lmnn.components_.shape == (2, 5) and lmnn.transform(rows[test]).shape == (60, 2)
+    assert lmnn.loss_ < 0.5 * lmnn.loss_curve_[0]
+    # the learned map weighs the informative feature most, relative to its noise
+    weight = np.abs(lmnn.components_).sum(0)
+    assert weight[0] > weight[1:].max()
+
+    def knn_accuracy(train_rows: np.ndarray, test_rows: np.ndarray) -> float:
+        from sklearn.neighbors import KNeighborsClassifier
+
+        knn = KNeighborsClassifier(3).fit(train_rows, labels[train])
+        return float((knn.predict(test_rows) == labels[test]).mean())
+
+    raw = knn_accuracy(rows[train], rows[test])
+    learned = knn_accuracy(lmnn.transform(rows[train]), lmnn.transform(rows[test]))
+    assert learned > 0.95 and learned > raw + 0.1
+    # same rows, same seed: the same map
+    again = LMNN(n_neighbors=3, n_components=2, max_iter=100).fit(rows[train], labels[train])
+    np.testing.assert_array_equal(again.components_, lmnn.components_)
+
+
+def test_lmnn_refuses_a_class_of_one_row() -> None:
+    with pytest.raises(ConfigError, match="two rows of every class"):
+        LMNN().fit(np.zeros((3, 2)) + np.arange(3)[:, None], np.array([0, 0, 1]))
 
 
 def test_nca_is_fitted_on_a_stratified_subsample(parts: FeatureParts) -> None:

@@ -147,7 +147,7 @@ def test_ldam_reweights_from_80_percent_of_the_epochs_by_default() -> None:
     assert create_objective("ldam", context()).reweight_from is None  # no epochs known
 
 
-@pytest.mark.parametrize("method", ["focal", "ce+resample", "supcon+resample"])
+@pytest.mark.parametrize("method", ["focal", "ce+resample", "supcon+resample", "linear-imagenet"])
 def test_method_trains_on_the_tiny_data(
     tmp_path: Path, train_tiny: Callable[..., TrainedRun], method: str
 ) -> None:
@@ -155,6 +155,9 @@ def test_method_trains_on_the_tiny_data(
     (epoch,) = read_json(run.run_dir.history)
     assert np.isfinite(epoch["loss"]) and epoch["loss"] > 0
     assert run.spec.name == ("linear-probe" if method.startswith("supcon") else method)
+    if method == "linear-imagenet":  # supcon's stage 2 on the backbone as it was loaded
+        assert run.network.backbone_frozen and not run.spec.requires_init_from
+        assert run.spec.sampler == "balanced"
 
 
 def test_trainer_tells_the_objective_each_epoch(

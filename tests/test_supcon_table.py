@@ -47,3 +47,25 @@ def test_the_temperature_plot_needs_two_temperatures(
     two = one + [fake_run(tmp_path / "b", "supcon", {"temperature": 0.5}, tiny_options)]
     path = supcon_table.plot_temperature(two, tmp_path / "two.png")
     assert path is not None and path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_verdicts_cover_the_pages_comparisons_and_the_temperatures(
+    supcon_table: ModuleType,
+) -> None:
+    labels = ["tau 0.01", "tau 0.1", "tau 0.01 + resample", "tau 0.1 + resample", "ce"]
+    assert supcon_table.temperature_comparisons(labels) == [
+        ("tau 0.01", "tau 0.1"),
+        ("tau 0.01 + resample", "tau 0.1 + resample"),
+    ]
+    # macro F1 of ce+resample against ce on 5 seeds, one way and well apart: held
+    records = [
+        {"label": label, "seed": seed, "metrics": {"macro_f1": base + 0.002 * seed}}
+        for label, base in (("ce", 0.53), ("ce+resample", 0.55), ("tau 0.01", 0.38))
+        for seed in range(5)
+    ]
+    records.append({"label": "tau 0.1", "seed": 0, "metrics": {"macro_f1": 0.39}})
+    assert supcon_table.verdicts(records) == [
+        "held: ce+resample > ce on macro F1 (5 seeds, mean Δ 0.020 ± 0.000)",
+        "indicative (one seed): tau 0.1 > tau 0.01 on macro F1 (one seed, Δ 0.010); "
+        "unpaired seed(s) 1, 2, 3, 4 left out",
+    ]

@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from medknn import api
 from medknn.errors import ConfigError, RunLockedError
+from medknn.evaluation.verdict import folder_name
 from medknn.io import atomic_write_json, atomic_write_text, read_json
 from medknn.methods import get_method
 from medknn.reports import csv_table, markdown_table, summarize, write_benchmark_report
@@ -50,7 +51,7 @@ class BenchmarkEntry:
 
     @property
     def slug(self) -> str:
-        return "".join(ch if ch.isalnum() or ch in "-_+" else "_" for ch in self.label)
+        return folder_name(self.label)
 
 
 @dataclass

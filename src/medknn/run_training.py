@@ -49,6 +49,7 @@ from medknn.training import Trainer
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
 from medknn.training.optim import build_optimizer
+from medknn.training.reproducible import reproducible
 from medknn.training.trainer import EpochHook, Validator
 
 # Options that may change between an interrupted run and its resumption.
@@ -57,6 +58,8 @@ RESUMABLE_CHANGES = {
     "stage2_epochs",
     "device",
     "num_workers",
+    "threads",  # how the work is split, not what is computed: a run may move machines
+    "deterministic",
     "validate_every",
     "download",
     "tta",  # scoring only: a run that predates tta: auto resumes under today's default
@@ -96,7 +99,10 @@ def train(
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give a new or existing run folder instead.")
     console = console or Console(stderr=True, quiet=not progress)
-    with distributed_session(config.device) as distributed:
+    with (
+        reproducible(config.threads, config.deterministic),
+        distributed_session(config.device) as distributed,
+    ):
         is_main = distributed is None or distributed.is_main
         if not is_main:
             progress, console = False, Console(stderr=True, quiet=True)

@@ -40,13 +40,19 @@ def thumbnail_features(
     return features
 
 
+CLUSTER_DRAWS = ("proportional", "equal")
+
+
 class ClusterBatchSampler:
     """Batches of ``batch_size`` positions into ``labels`` that mirror the training distribution.
 
     Before training, each class's ``features`` are split by k-means (scikit-learn, seeded) into
     ``groups_per_class`` groups (an int, or a mapping class label → groups; a class with fewer
     samples gets one group per sample). Each batch then takes from every group its share
-    ``batch_size · size / N``: the whole part always, the fractional part with that probability
+    ``batch_size · size / N`` (``draw="proportional"``, medknn's reading of the paper's Chest-1
+    batches, "based on the ratios of groups") or ``batch_size / number of groups`` whatever its
+    size (``draw="equal"``, the paper's Chest-2 batches: "six samples from each group"): the whole
+    part always, the fractional part with that probability
     (systematic rounding, so each batch has exactly ``batch_size`` items and the expected counts
     are exact). Within a group, samples come from shuffled passes, without replacement until the
     group is used up. An epoch has ⌈N / batch_size⌉ batches; its order depends on (seed, epoch)
@@ -61,7 +67,14 @@ class ClusterBatchSampler:
         groups_per_class: int | Mapping[int, int] = 2,
         batch_size: int,
         seed: int = 0,
+        draw: str = "proportional",
     ) -> None:
+        if draw not in CLUSTER_DRAWS:
+            raise ConfigError(
+                f"cluster draw {draw!r} must be one of {', '.join(CLUSTER_DRAWS)} (proportional: "
+                "each group by its size; equal: the same number from every group)."
+            )
+        self.draw = draw
         labels = np.asarray(labels)
         features = np.asarray(features, dtype=np.float64)
         if labels.ndim != 1 or len(labels) == 0 or not np.issubdtype(labels.dtype, np.integer):
@@ -106,7 +119,10 @@ class ClusterBatchSampler:
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         pools = [_ShuffledCycle(group, rng) for group in self.groups]
-        quotas = self.batch_size * self.group_sizes / self.num_samples
+        if self.draw == "equal":  # a small group is drawn again sooner (shuffled passes)
+            quotas = np.full(len(self.groups), self.batch_size / len(self.groups))
+        else:
+            quotas = self.batch_size * self.group_sizes / self.num_samples
         for _ in range(len(self)):
             counts = _systematic_round(quotas, rng)
             batch = [pools[g].draw(int(n)) for g, n in enumerate(counts) if n > 0]

@@ -11,10 +11,13 @@ from medknn.evaluation.evaluate import (
 )
 from medknn.evaluation.frequency_groups import frequency_groups, grouped_f1
 from medknn.evaluation.metrics import classification_metrics
+from medknn.evaluation.verdict import Verdict, compare, record_values, seed_values, verdict_lines
 
 __all__ = [
     "PartOutputs",
+    "Verdict",
     "classification_metrics",
+    "compare",
     "embedding_quality",
     "leave_one_out_knn_accuracy",
     "evaluate_network",
@@ -23,5 +26,8 @@ __all__ = [
     "frequency_groups",
     "grouped_f1",
     "make_validator",
+    "record_values",
+    "seed_values",
+    "verdict_lines",
     "with_embedding_quality",
 ]

@@ -8,8 +8,9 @@ from medknn.features.benchmark import (
 )
 from medknn.features.extract import extract_features
 from medknn.features.feature_set import FeatureSet, load_feature_set
+from medknn.features.lmnn import LMNN
 from medknn.features.methods import check_feature_method, run_feature_method
-from medknn.features.metric_knn import lmnn_problem, make_metric_knn
+from medknn.features.metric_knn import make_metric_knn
 from medknn.features.parts import FeatureParts
 from medknn.features.subsampled_fit import SubsampledFit
 from medknn.features.wide_table import methods_as_columns_table
@@ -18,10 +19,10 @@ __all__ = [
     "FeatureBenchmarkResult",
     "FeatureParts",
     "FeatureSet",
+    "LMNN",
     "SubsampledFit",
     "check_feature_method",
     "extract_features",
-    "lmnn_problem",
     "load_feature_set",
     "make_metric_knn",
     "methods_as_columns_table",

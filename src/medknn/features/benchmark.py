@@ -20,7 +20,6 @@ from medknn.features.methods import (
     feature_method_label,
     run_feature_method,
 )
-from medknn.features.metric_knn import lmnn_problem
 from medknn.features.parts import FeatureParts
 from medknn.features.wide_table import methods_as_columns_table
 from medknn.io import atomic_write_json, atomic_write_text, read_json
@@ -40,8 +39,8 @@ class FeatureBenchmarkResult:
 
 
 def table3_methods() -> list[str]:
-    """The paper's Table 3 methods that can run here (``lmnn`` only if metric-learn works)."""
-    return [m for m in TABLE3_LABELS if m != "lmnn" or lmnn_problem() is None]
+    """The paper's Table 3 methods."""
+    return list(TABLE3_LABELS)
 
 
 def run_feature_benchmark(
@@ -186,6 +185,4 @@ def _results_page(
             + ", ".join(f"{label} {n} of {train_rows}" for label, n in fitted.items())
             + "; their kNN index holds every training row."
         )
-    if "lmnn" not in {e.method for e in entries} and lmnn_problem() is not None:
-        lines += ["", f"LMNN not run: {lmnn_problem()}."]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from medknn.errors import ConfigError, did_you_mean
 from medknn.evaluation import classification_metrics
-from medknn.features.metric_knn import LINEAR_METHODS, lmnn_problem, make_metric_knn
+from medknn.features.metric_knn import LINEAR_METHODS, make_metric_knn
 from medknn.features.mlp_training import score_test_part, train_mlp
 from medknn.features.parts import FeatureParts
 from medknn.io import atomic_write_json, atomic_write_text, read_json
@@ -19,6 +19,7 @@ from medknn.methods import get_method, list_methods
 from medknn.runs import RunDir, TrainConfig
 from medknn.runs.config import check_same_settings
 from medknn.runs.device import resolve_device
+from medknn.training.reproducible import reproducible
 
 # The paper's Table 3 columns, in its order, with its names.
 TABLE3_LABELS = {
@@ -30,7 +31,7 @@ TABLE3_LABELS = {
     "deepknn": "MLP+deep-kNN",
 }
 # Options that may differ when an interrupted run is resumed.
-RESUMABLE_CHANGES = {"device", "num_workers"}
+RESUMABLE_CHANGES = {"device", "num_workers", "threads", "deterministic"}
 
 
 def feature_method_label(method: str) -> str:
@@ -40,11 +41,9 @@ def feature_method_label(method: str) -> str:
 
 def check_feature_method(method: str) -> None:
     """ConfigError unless ``method`` runs on feature vectors: a linear method (``knn-basic``,
-    ``nca``, ``lmnn`` when metric-learn works) or a registered method that declares it can (the
+    ``nca``, ``lmnn``) or a registered method that declares it can (the
     MLP takes the backbone's place); any other registered method is refused with its reason."""
     if method in LINEAR_METHODS:
-        if method == "lmnn" and lmnn_problem() is not None:
-            raise ConfigError(f"Method 'lmnn' cannot run here: {lmnn_problem()}. Leave it out.")
         return
     on_vectors = [s.name for s in list_methods() if s.vector_problem is None]
     if method not in {s.name for s in list_methods()}:
@@ -74,8 +73,22 @@ def run_feature_method(
 
     ``out`` becomes a run directory (``config.yaml``, ``metrics.json``, ``status.json``; for the
     MLP also the weights, history and kNN index). A finished run is read back, not redone; an
-    interrupted MLP run resumes from its last epoch.
+    interrupted MLP run resumes from its last epoch. The config's ``threads`` and
+    ``deterministic`` hold while it runs (``training/reproducible.py``).
     """
+    with reproducible(config.threads, config.deterministic):
+        return _run_feature_method(method, parts, config, out, progress=progress, console=console)
+
+
+def _run_feature_method(
+    method: str,
+    parts: FeatureParts,
+    config: TrainConfig,
+    out: str | os.PathLike,
+    *,
+    progress: bool,
+    console: Console | None,
+) -> dict:
     console = console or Console(stderr=True, quiet=not progress)
     check_feature_method(method)
     config = config.replace(method=method)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
-from importlib import metadata
 from typing import Any
 
-import numpy as np
-import sklearn
 from sklearn.neighbors import NeighborhoodComponentsAnalysis
 from sklearn.pipeline import Pipeline
 
 from medknn.errors import ConfigError
+from medknn.features.lmnn import LMNN
 from medknn.features.subsampled_fit import SubsampledFit
 from medknn.prediction import KNNClassifier
 from medknn.runs.knn_index_options import KNNSettings
@@ -40,9 +37,10 @@ def make_metric_knn(
     """An unfitted scikit-learn pipeline: [a learned linear map →] :class:`KNNClassifier`.
 
     ``knn-basic`` is kNN on the features as given; ``nca`` puts scikit-learn's
-    NeighborhoodComponentsAnalysis and ``lmnn`` metric-learn's LMNN in front, each fitted on a
-    stratified subsample of ``max_samples`` rows (:class:`SubsampledFit`). ``options`` are the
-    method's entries of ``LINEAR_OPTIONS``; ``n_components`` is capped at ``num_features``.
+    NeighborhoodComponentsAnalysis and ``lmnn`` medknn's LMNN (``features/lmnn.py``) in front,
+    each fitted on a stratified subsample of ``max_samples`` rows (:class:`SubsampledFit`).
+    ``options`` are the method's entries of ``LINEAR_OPTIONS``; ``n_components`` is capped at
+    ``num_features``.
     ``knn``, a run's kNN settings (K_p capped at ``num_train``, weights, index type and
     options), replaces ``n_neighbors`` and ``weights``.
     """
@@ -64,11 +62,6 @@ def make_metric_knn(
             n_components=components, max_iter=settings["max_iter"], random_state=random_state
         )
     else:
-        problem = lmnn_problem()
-        if problem is not None:
-            raise ConfigError(f"Method 'lmnn' cannot run here: {problem}. Leave it out.")
-        from metric_learn import LMNN
-
         metric = LMNN(
             n_neighbors=settings["n_neighbors"],
             n_components=components,
@@ -99,29 +92,3 @@ def resolve_options(method: str, options: Mapping[str, Any] | None) -> dict[str,
                 f"(default {defaults[key]})."
             )
     return settings
-
-
-@functools.cache
-def lmnn_problem() -> str | None:
-    """Why metric-learn's LMNN cannot run in this environment, or None if it can.
-
-    A two-class fit on four points is the check: metric-learn 0.7.0 (its latest release) passes
-    ``force_all_finite`` to scikit-learn's ``check_X_y``, which scikit-learn renamed to
-    ``ensure_all_finite`` in 1.6 and has since removed (a TypeError with 1.9).
-    """
-    try:
-        from metric_learn import LMNN
-    except ImportError:
-        return (
-            "metric-learn is not installed (pip install metric-learn; its 0.7.0 release needs a "
-            "scikit-learn that still accepts force_all_finite, i.e. before 1.8)"
-        )
-    points = np.array([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0], [5.0, 6.0]])
-    try:
-        LMNN(n_neighbors=1, max_iter=2, min_iter=1).fit(points, np.array([0, 0, 1, 1]))
-    except Exception as error:  # any failure of the probe means LMNN is unusable here
-        return (
-            f"metric-learn {metadata.version('metric-learn')} fails with scikit-learn "
-            f"{sklearn.__version__}: {type(error).__name__}: {error}"
-        )
-    return None

@@ -222,3 +222,15 @@ register_method(
         sampler="balanced",
     )
 )
+register_method(
+    softmax_method(
+        "linear-imagenet",
+        "A linear softmax classifier on the frozen ImageNet backbone (no stage 1), cross entropy, "
+        "class-balanced batches: supcon's stage 2 without its contrastive stage, the control "
+        "that separates the contrastive features from the balanced batches.",
+        "the control of " + MARRAKCHI,
+        _cross_entropy,
+        freeze_backbone=True,
+        sampler="balanced",
+    )
+)

@@ -117,6 +117,7 @@ def create_batch_sampler(
             groups_per_class=config.cluster_groups,
             batch_size=config.batch_size,
             seed=config.seed,
+            draw=config.cluster_draw,
         )
     if kind == "balanced":
         return ClassBalancedBatchSampler(labels, config.batch_size, seed=config.seed)

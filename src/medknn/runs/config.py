@@ -26,6 +26,7 @@ DECISIONS = ("validated", "plain")
 DECISION_METRICS = ("mcr", "accuracy", "macro_f1", "sensitivity_at_specificity")
 TTA_MODES = ("auto", "none", "flips", "crops")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+CLUSTER_DRAWS = ("proportional", "equal")  # data/cluster_sampler.py
 
 # A run's config.yaml written before an option existed trained as if it had these values; a
 # saved config is completed with them (not with today's defaults), so an old run is read back
@@ -65,6 +66,7 @@ class TrainConfig:
     method_options: dict[str, Any] = field(default_factory=dict)  # a method's own options
     sampler: str | None = None  # None: the method's own; stratified, shuffle, cluster, balanced
     cluster_groups: int = 2  # sampler "cluster": k-means groups per class (BSTriplet paper: 2)
+    cluster_draw: str = "proportional"  # sampler "cluster": by group size, or "equal" per group
     resample: str = "none"  # "oversample": copy minority images up to the majority's count
     backbone: str = "tf_efficientnet_lite0"
     pretrained: bool | None = None  # None: ImageNet weights when they ship offline for the backbone
@@ -110,6 +112,8 @@ class TrainConfig:
     # CPU (docs/benchmarks/cpu_speed.md). auto: channels-last for image backbones.
     memory_format: str = "auto"
     num_workers: int = 0
+    threads: int | None = None  # torch/faiss threads of the run (None: torch's default)
+    deterministic: bool = False  # torch.use_deterministic_algorithms during the run
     max_batches_per_epoch: int | None = None
     strict_images: bool = False
     validate_every: int = 1
@@ -151,6 +155,8 @@ class TrainConfig:
             raise ConfigError("lr_gamma=0 would stop training after lr_step epochs; e.g. 0.5.")
         _check_range("seed", self.seed, 0, 2**32 - 1, "numpy's seeds")
         _check_range("num_workers", self.num_workers, 0, 1024, "0 loads data in the main process")
+        if self.threads is not None:
+            _check_range("threads", self.threads, 1, 1024, "e.g. 1 for a run that repeats exactly")
         if self.max_batches_per_epoch is not None:
             _check_range(
                 "max_batches_per_epoch",
@@ -195,6 +201,7 @@ class TrainConfig:
             ("decision_metric", DECISION_METRICS),
             ("tta", TTA_MODES),
             ("memory_format", MEMORY_FORMATS),
+            ("cluster_draw", CLUSTER_DRAWS),
         ):
             value = getattr(self, name)
             if value not in choices:

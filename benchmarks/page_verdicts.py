@@ -1,0 +1,310 @@
+"""The verdicts of docs/results, computed under the results' rule from the numbers the pages hold.
+
+python benchmarks/page_verdicts.py [PAGE ...]   # e.g. ham10000_deepknn; default: every page
+
+The benchmark folders behind the pages are not kept in the repository; the pages keep the
+per-seed values where they were written down, otherwise the mean ± std over seeds. With per-seed
+values the verdict is :func:`medknn.evaluation.verdict.compare` (the same function the table
+scripts call on run folders); with means ± std only, :func:`summary_verdict` decides what those
+can decide and says ``undetermined`` otherwise. Every verdict line on the pages is a line of this
+script's output; a rerun replaces them with the table scripts' lines from the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from medknn.evaluation.verdict import compare, summary_verdict
+
+Line = Callable[[], str]
+
+# ham10000_deepknn.md: per seed (Acc, MCR, RS), seeds 0, 1, 2
+DEEPKNN = {
+    "knn-imagenet": ((0.681, 0.241, 0.000), (0.688, 0.273, 0.000), (0.696, 0.283, 0.000)),
+    "triplet": ((0.678, 0.342, 0.000), (0.669, 0.321, 0.000), (0.688, 0.312, 0.000)),
+    "weighted-ce": ((0.666, 0.662, 0.625), (0.669, 0.610, 0.348), (0.624, 0.606, 0.375)),
+    "deepknn": ((0.691, 0.492, 0.292), (0.700, 0.472, 0.304), (0.693, 0.484, 0.292)),
+    "deepknn-star": ((0.748, 0.591, 0.417), (0.742, 0.571, 0.304), (0.737, 0.568, 0.333)),
+    "deepknn-bank": ((0.638, 0.439, 0.208), (0.660, 0.443, 0.304), (0.642, 0.473, 0.375)),
+}
+DEEPKNN_COLUMNS = ("Acc", "MCR", "RS")
+# ham10000_deepknn.md: mean ± std (3 seeds) of the columns without per-seed values
+DEEPKNN_SUMMARY = {
+    ("weighted-ce", "kNN BAC"): (0.507, 0.036),
+    ("deepknn", "kNN BAC"): (0.490, 0.002),
+    ("deepknn-star", "kNN BAC"): (0.582, 0.016),
+    ("knn-imagenet", "AUC"): (0.720, 0.026),
+    ("triplet", "AUC"): (0.724, 0.011),
+    ("deepknn", "AUC"): (0.779, 0.006),
+    ("knn-imagenet (K_p = 1)", "MCR"): (0.284, 0.006),
+    ("triplet (K_p = 1)", "MCR"): (0.327, 0.013),
+    ("deepknn (K_p = 1)", "MCR"): (0.458, 0.018),
+}
+# ham10000_deepknn.md: the M line (K = 5, K_p = 5), MCR of seeds 0, 1, 2; the K × M grid's
+# MCR at K_p = 5, seed 0
+M_LINE = {
+    "K5_M3": (0.509, 0.462, 0.467),
+    "K5_M5": (0.504, 0.442, 0.505),
+    "K5_M7": (0.517, 0.448, 0.504),
+}
+KM_GRID_KP5 = {
+    (1, 3): 0.507, (5, 3): 0.509, (9, 3): 0.451,
+    (1, 5): 0.536, (5, 5): 0.504, (9, 5): 0.457,
+    (1, 7): 0.493, (5, 7): 0.517, (9, 7): 0.472,
+}  # fmt: skip
+# ../feature_vectors.md: per seed (Acc, MCR, RS) in %
+FEATURES = {
+    "kNN-basic": ((69.0, 26.1, 0.0), (69.1, 26.8, 0.0), (68.8, 28.2, 4.2)),
+    "NCA": ((68.9, 25.9, 0.0), (68.6, 26.2, 4.3), (68.7, 28.8, 0.0)),
+    "LMNN": ((68.3, 27.3, 0.0), (66.5, 25.9, 4.3), (65.7, 26.3, 0.0)),
+    "MLP+triplets": ((69.5, 32.1, 0.0), (68.1, 29.0, 0.0), (68.6, 29.8, 8.3)),
+    "MLP+CE": ((72.0, 38.7, 4.2), (70.0, 37.8, 17.4), (69.7, 38.8, 4.2)),
+    "MLP+deep-kNN": ((70.5, 39.0, 20.8), (69.3, 36.2, 8.7), (68.8, 40.4, 4.2)),
+}
+# pneumoniamnist_bstriplet.md: mean ± std over 3 seeds (SEN, SPE, ACC, AUC)
+BSTRIPLET = {
+    "CE (RS)": ((0.974, 0.011), (0.587, 0.032), (0.829, 0.007), (0.940, 0.008)),
+    "CE (DM)": ((0.984, 0.007), (0.585, 0.022), (0.834, 0.007), (0.944, 0.007)),
+    "CE+BST (RS)": ((0.979, 0.005), (0.634, 0.056), (0.850, 0.019), (0.942, 0.006)),
+    "CE+BST (DM)": ((0.967, 0.005), (0.665, 0.076), (0.854, 0.026), (0.941, 0.006)),
+    "CE+Triplet": ((0.970, 0.004), (0.611, 0.076), (0.835, 0.026), (0.942, 0.009)),
+    "CE+LS": ((0.984, 0.003), (0.578, 0.051), (0.832, 0.021), (0.934, 0.013)),
+}
+BSTRIPLET_COLUMNS = ("SEN", "SPE", "ACC", "AUC")
+# ham10000_supcon.md: mean ± std over 3 seeds (Acc, macro F1, F1 majority, middle, minority)
+SUPCON = {
+    "ce": ((0.778, 0.001), (0.534, 0.003), (0.895, 0.001), (0.500, 0.013), (0.461, 0.012)),
+    "focal": ((0.743, 0.018), (0.506, 0.011), (0.873, 0.014), (0.456, 0.032), (0.438, 0.029)),
+    "ldam": ((0.752, 0.007), (0.469, 0.038), (0.882, 0.009), (0.417, 0.045), (0.392, 0.060)),
+    "supcon": ((0.602, 0.004), (0.382, 0.013), (0.797, 0.015), (0.345, 0.044), (0.296, 0.007)),
+    "ce+resample": (
+        (0.703, 0.025), (0.543, 0.019), (0.842, 0.021), (0.472, 0.026), (0.503, 0.025)
+    ),
+    "supcon+resample": (
+        (0.619, 0.041), (0.459, 0.011), (0.790, 0.042), (0.376, 0.033), (0.417, 0.007)
+    ),
+}  # fmt: skip
+SUPCON_COLUMNS = ("Acc", "macro F1", "F1 majority", "F1 middle", "F1 minority")
+# ham10000_supcon.md, temperature study, seed 0: macro F1 and minority F1 without / with resampling
+TEMPERATURE = {
+    0.01: ((0.380, 0.394), (0.290, 0.324)),
+    0.05: ((0.382, 0.455), (0.272, 0.406)),
+    0.1: ((0.391, 0.467), (0.296, 0.412)),
+    0.5: ((0.392, 0.465), (0.281, 0.422)),
+    1.0: ((0.377, 0.424), (0.267, 0.369)),
+}
+# *_constellation.md: mean ± std over 10 repeats (kNN BAC, silhouette, Davies-Bouldin)
+CONSTELLATION = {
+    "breastmnist": {
+        "knn-imagenet": ((0.660, 0.041), (0.015, 0.000), (5.797, 0.000)),
+        "triplet-hard": ((0.679, 0.053), (0.117, 0.081), (2.428, 0.695)),
+        "npairs": ((0.607, 0.053), (0.028, 0.064), (5.538, 2.331)),
+        "constellation-K3": ((0.657, 0.046), (0.098, 0.107), (2.667, 0.831)),
+        "constellation-K5": ((0.667, 0.066), (0.085, 0.121), (2.385, 0.858)),
+        "constellation-K7": ((0.657, 0.043), (0.076, 0.123), (2.431, 0.684)),
+    },
+    "ham10000": {
+        "knn-imagenet": ((0.318, 0.026), (-0.037, 0.000), (6.688, 0.000)),
+        "triplet-hard": ((0.454, 0.031), (0.031, 0.071), (4.042, 0.425)),
+        "npairs": ((0.395, 0.041), (-0.112, 0.071), (5.680, 1.753)),
+        "constellation-K3": ((0.452, 0.024), (-0.024, 0.107), (5.118, 0.824)),
+        "constellation-K5": ((0.446, 0.047), (-0.031, 0.091), (5.245, 1.647)),
+        "constellation-K7": ((0.456, 0.029), (-0.019, 0.059), (5.318, 1.496)),
+    },
+}
+CONSTELLATION_COLUMNS = ("kNN BAC", "silhouette", "Davies-Bouldin")
+# quality.md, seed 0 (Acc, MCR, AUC): (data, row) → values (BreastMNIST's frozen rows are means of
+# two seeds, so they are not paired here)
+QUALITY = {
+    ("BreastMNIST", "weighted-ce (recipe)"): (0.769, 0.744, 0.854),
+    ("BreastMNIST", "weighted-ce (recipe, TTA flips)"): (0.801, 0.796, 0.897),
+    ("HAM10000", "weighted-ce (recipe)"): (0.604, 0.577, 0.842),
+    ("HAM10000", "weighted-ce-blr1 (recipe)"): (0.689, 0.614, 0.877),
+    ("HAM10000", "frozen + kNN"): (0.432, 0.425, 0.794),
+}
+QUALITY_COLUMNS = ("Acc", "MCR", "AUC")
+
+
+def _paired(table: dict, columns: tuple[str, ...], a: str, b: str, column: str) -> str:
+    index = columns.index(column)
+    return compare(
+        {seed: row[index] for seed, row in enumerate(table[a])},
+        {seed: row[index] for seed, row in enumerate(table[b])},
+        a=a,
+        b=b,
+        metric=column,
+    ).line()
+
+
+def _summary(table: dict, columns: tuple[str, ...], n: int, a: str, b: str, column: str) -> str:
+    index = columns.index(column)
+    return summary_verdict(
+        table[a][index],
+        table[b][index],
+        n,
+        a_label=a,
+        b_label=b,
+        metric=column,
+        higher_is_better=column != "Davies-Bouldin",
+    )
+
+
+def deepknn_lines() -> list[str]:
+    pairs = [
+        ("deepknn", "knn-imagenet", ("MCR", "RS")),
+        ("deepknn", "triplet", ("Acc", "MCR", "RS")),
+        ("weighted-ce", "deepknn", ("Acc", "MCR", "RS")),
+        ("deepknn-star", "deepknn", ("Acc", "MCR", "RS")),
+        ("deepknn-star", "weighted-ce", ("Acc", "MCR", "RS")),
+        ("deepknn", "deepknn-bank", ("Acc", "MCR", "RS")),
+    ]
+    lines = [_paired(DEEPKNN, DEEPKNN_COLUMNS, a, b, c) for a, b, cs in pairs for c in cs]
+    summary = {key: (value,) for key, value in DEEPKNN_SUMMARY.items()}
+    for a, b, column in (
+        ("weighted-ce", "deepknn", "kNN BAC"),  # Table 4: kNN on CE-trained features
+        ("deepknn-star", "weighted-ce", "kNN BAC"),
+        ("deepknn", "knn-imagenet", "AUC"),
+        ("deepknn", "triplet", "AUC"),
+        ("deepknn (K_p = 1)", "knn-imagenet (K_p = 1)", "MCR"),
+        ("deepknn (K_p = 1)", "triplet (K_p = 1)", "MCR"),
+    ):
+        lines.append(
+            summary_verdict(
+                summary[(a, column)][0],
+                summary[(b, column)][0],
+                3,
+                a_label=a,
+                b_label=b,
+                metric=column,
+            )
+        )
+    for a, b in (("K5_M5", "K5_M3"), ("K5_M7", "K5_M5"), ("K5_M7", "K5_M3")):
+        lines.append(compare(dict(enumerate(M_LINE[a])), dict(enumerate(M_LINE[b])), a=a, b=b,
+                             metric="MCR").line())  # fmt: skip
+    for m in (3, 5, 7):
+        for k in (1, 5):
+            lines.append(
+                compare(
+                    {0: KM_GRID_KP5[(k, m)]},
+                    {0: KM_GRID_KP5[(9, m)]},
+                    a=f"K{k}_M{m}",
+                    b=f"K9_M{m}",
+                    metric="MCR at K_p = 5",
+                ).line()
+            )
+    return lines
+
+
+def feature_lines() -> list[str]:
+    pairs = [
+        ("MLP+triplets", "kNN-basic"),
+        ("MLP+CE", "kNN-basic"),
+        ("MLP+deep-kNN", "kNN-basic"),
+        ("NCA", "kNN-basic"),
+        ("LMNN", "kNN-basic"),
+        ("LMNN", "NCA"),
+        ("MLP+deep-kNN", "LMNN"),
+        ("MLP+deep-kNN", "NCA"),
+        ("MLP+deep-kNN", "MLP+triplets"),
+        ("MLP+deep-kNN", "MLP+CE"),
+    ]
+    return [_paired(FEATURES, DEEPKNN_COLUMNS, a, b, c) for a, b in pairs for c in DEEPKNN_COLUMNS]
+
+
+def bstriplet_lines() -> list[str]:
+    pairs = [
+        ("CE+BST (DM)", "CE (DM)"),
+        ("CE+BST (RS)", "CE (RS)"),
+        ("CE+BST (DM)", "CE+Triplet"),
+        ("CE+BST (DM)", "CE+LS"),
+        ("CE (DM)", "CE (RS)"),
+        ("CE+BST (DM)", "CE+BST (RS)"),
+    ]
+    return [
+        _summary(BSTRIPLET, BSTRIPLET_COLUMNS, 3, a, b, c)
+        for a, b in pairs
+        for c in BSTRIPLET_COLUMNS
+    ]
+
+
+def supcon_lines() -> list[str]:
+    pairs = [
+        ("supcon", "ce"),
+        ("supcon", "focal"),
+        ("supcon", "ldam"),
+        ("supcon+resample", "supcon"),
+        ("focal", "ce"),
+        ("ldam", "ce"),
+        ("ce+resample", "ce"),
+    ]
+    lines = [_summary(SUPCON, SUPCON_COLUMNS, 3, a, b, c) for a, b in pairs for c in SUPCON_COLUMNS]
+    for column, index in (("macro F1", 0), ("F1 minority", 1)):
+        for resampled, suffix in ((0, ""), (1, " + resample")):
+            for tau in (0.01, 0.05, 0.5, 1.0):
+                lines.append(
+                    compare(
+                        {0: TEMPERATURE[tau][index][resampled]},
+                        {0: TEMPERATURE[0.1][index][resampled]},
+                        a=f"tau {tau}{suffix}",
+                        b=f"tau 0.1{suffix}",
+                        metric=column,
+                    ).line()
+                )
+    return lines
+
+
+def constellation_lines(data: str) -> list[str]:
+    table = CONSTELLATION[data]
+    ks = ("constellation-K3", "constellation-K5", "constellation-K7")
+    pairs = [(k, base) for k in ks for base in ("triplet-hard", "npairs", "knn-imagenet")]
+    pairs += [(ks[1], ks[0]), (ks[2], ks[0]), (ks[2], ks[1])]
+    pairs += [("triplet-hard", "knn-imagenet"), ("triplet-hard", "npairs")]
+    return [
+        _summary(table, CONSTELLATION_COLUMNS, 10, a, b, c)
+        for a, b in pairs
+        for c in CONSTELLATION_COLUMNS
+    ]
+
+
+def quality_lines() -> list[str]:
+    pairs = [
+        ("BreastMNIST", "weighted-ce (recipe, TTA flips)", "weighted-ce (recipe)"),
+        ("HAM10000", "weighted-ce (recipe)", "frozen + kNN"),
+        ("HAM10000", "weighted-ce-blr1 (recipe)", "weighted-ce (recipe)"),
+    ]
+    return [
+        compare(
+            {0: QUALITY[(data, a)][index]},
+            {0: QUALITY[(data, b)][index]},
+            a=f"{a} [{data}]",
+            b=b,
+            metric=column,
+        ).line()
+        for data, a, b in pairs
+        for index, column in enumerate(QUALITY_COLUMNS)
+    ]
+
+
+PAGES: dict[str, Callable[[], list[str]]] = {
+    "ham10000_deepknn": deepknn_lines,
+    "feature_vectors": feature_lines,
+    "pneumoniamnist_bstriplet": bstriplet_lines,
+    "ham10000_supcon": supcon_lines,
+    "breastmnist_constellation": lambda: constellation_lines("breastmnist"),
+    "ham10000_constellation": lambda: constellation_lines("ham10000"),
+    "quality": quality_lines,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pages", nargs="*", choices=[[], *PAGES], help="pages (default: all)")
+    args = parser.parse_args()
+    for page in args.pages or PAGES:
+        print(f"## {page}\n")
+        print("\n".join(f"- {line}" for line in PAGES[page]()) + "\n")
+
+
+if __name__ == "__main__":
+    main()
