@@ -350,3 +350,16 @@ def test_memory_format_follows_the_config_and_saved_weights_load_either_way(
         TrainConfig(data="x", memory_format="nhwc")
     run = medknn.load_run(weighted_ce_run)
     assert run.network.channels_last == (run.config.memory_format != "contiguous")
+
+
+def test_bf16_autocast_trains_float32_weights_differently(
+    tmp_path: Path, train_tiny: Callable
+) -> None:
+    exact = train_tiny(tmp_path / "fp32", epochs=1)
+    rounded = train_tiny(tmp_path / "bf16", epochs=1, precision="bf16")
+    weights = [load_tensors(RunDir(r.path).model) for r in (exact, rounded)]
+    assert all(t.dtype == torch.float32 for t in weights[1].values() if t.is_floating_point())
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert np.isfinite(medknn.history(rounded.path)[0]["loss"])
+    with pytest.raises(medknn.ConfigError, match="precision"):
+        TrainConfig(data="x", precision="fp16")

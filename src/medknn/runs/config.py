@@ -26,6 +26,7 @@ DECISIONS = ("validated", "plain")
 DECISION_METRICS = ("mcr", "accuracy", "macro_f1", "sensitivity_at_specificity")
 TTA_MODES = ("auto", "none", "flips", "crops")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+PRECISIONS = ("fp32", "bf16")
 CLUSTER_DRAWS = ("proportional", "equal")  # data/cluster_sampler.py
 
 # A run's config.yaml written before an option existed trained as if it had these values; a
@@ -111,6 +112,9 @@ class TrainConfig:
     # Conv weights and image batches in channels-last memory: 1.5x faster training of Lite0 on
     # CPU (docs/benchmarks/cpu_speed.md). auto: channels-last for image backbones.
     memory_format: str = "auto"
+    # bf16 autocast of the forward pass while training: 1.6x faster for ResNet-18 on this CPU,
+    # no faster for Lite0 (docs/benchmarks/cpu_speed.md); a numerics change, so asked for.
+    precision: str = "fp32"
     num_workers: int = 0
     threads: int | None = None  # torch/faiss threads of the run (None: torch's default)
     deterministic: bool = False  # torch.use_deterministic_algorithms during the run
@@ -201,6 +205,7 @@ class TrainConfig:
             ("decision_metric", DECISION_METRICS),
             ("tta", TTA_MODES),
             ("memory_format", MEMORY_FORMATS),
+            ("precision", PRECISIONS),
             ("cluster_draw", CLUSTER_DRAWS),
         ):
             value = getattr(self, name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 import torch
@@ -187,7 +188,11 @@ class Trainer:
                 inputs, labels, table_indices = stack_views(
                     inputs.to(self.device), labels.to(self.device), table_indices.to(self.device)
                 )
-                embeddings, logits = self.training_network(inputs)
+                with self._autocast():
+                    embeddings, logits = self.training_network(inputs)
+                # The objective (and its distances, logs, softmax) in float32 either way.
+                embeddings = embeddings.float()
+                logits = logits.float() if logits is not None else None
                 if self.distributed is not None:
                     embeddings, logits, labels = self._global_batch(embeddings, logits, labels)
                 loss, stats = self.objective(
@@ -239,6 +244,11 @@ class Trainer:
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         gather = self.distributed.gather
         return gather(embeddings), None if logits is None else gather(logits), gather(labels)
+
+    def _autocast(self) -> AbstractContextManager:
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
 
     def _backward(self, loss: torch.Tensor) -> None:
         if self.distributed is None:
