@@ -280,6 +280,7 @@ def test_a_killed_cosine_run_resumes_to_the_same_weights(tmp_path: Path) -> None
         "epochs": 6,
         "batch_size": 12,
         "decision": "plain",
+        "backbone_lr_scale": 0.3,  # two parameter groups to resume
     }
     args = [f"--set={key}={value}" for key, value in options.items()]
     env = {**os.environ, "MEDKNN_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}

@@ -21,14 +21,16 @@ def parameter_groups(
 ) -> list[dict[str, Any]]:
     """One group, or two when a pretrained backbone learns at ``lr * backbone_lr_scale``:
     fresh layers need large steps, pretrained ones small steps to keep what they learned."""
-    trainable = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
+    trainable = [p for p in network.parameters() if p.requires_grad]
     scale = config.backbone_lr_scale if pretrained_backbone else 1.0
-    if scale == 1.0 or not hasattr(network, "backbone"):
-        return [{"params": [p for _, p in trainable], "lr": config.lr, "name": "all"}]
+    if not hasattr(network, "backbone") or (scale == 1.0 and not config.lp_epochs):
+        return [{"params": trainable, "lr": config.lr, "name": "all"}]
     # Frozen now (linear probing first) but trained later: every backbone parameter is listed.
     backbone = list(network.backbone.parameters())
     backbone_ids = {id(p) for p in backbone}
-    rest = [p for _, p in trainable if id(p) not in backbone_ids]
+    rest = [p for p in trainable if id(p) not in backbone_ids]
+    if scale == 1.0:
+        return [{"params": backbone + rest, "lr": config.lr, "name": "all"}]
     return [
         {"params": backbone, "lr": config.lr * scale, "name": "backbone"},
         {"params": rest, "lr": config.lr, "name": "head"},
