@@ -122,6 +122,13 @@ QUALITY = {
     ("HAM10000", "weighted-ce (recipe)"): (0.604, 0.577, 0.842),
     ("HAM10000", "weighted-ce-blr1 (recipe)"): (0.689, 0.614, 0.877),
     ("HAM10000", "frozen + kNN"): (0.432, 0.425, 0.794),
+    ("HAM10000", "deepknn (recipe)"): (0.689, 0.567, 0.810),
+    ("HAM10000", "deepknn-blr1 (recipe)"): (0.694, 0.579, 0.802),
+    ("PneumoniaMNIST", "weighted-ce (recipe)"): (0.867, 0.825, 0.950),
+    ("PneumoniaMNIST", "weighted-ce-blr1 (recipe)"): (0.888, 0.853, 0.953),
+    ("PneumoniaMNIST", "deepknn (recipe)"): (0.870, 0.829, 0.950),
+    ("PneumoniaMNIST", "deepknn-blr1 (recipe)"): (0.897, 0.874, 0.962),
+    ("PneumoniaMNIST", "frozen + kNN"): (0.851, 0.823, 0.925),
 }
 QUALITY_COLUMNS = ("Acc", "MCR", "AUC")
 
@@ -272,6 +279,12 @@ def quality_lines() -> list[str]:
         ("BreastMNIST", "weighted-ce (recipe, TTA flips)", "weighted-ce (recipe)"),
         ("HAM10000", "weighted-ce (recipe)", "frozen + kNN"),
         ("HAM10000", "weighted-ce-blr1 (recipe)", "weighted-ce (recipe)"),
+        ("HAM10000", "deepknn-blr1 (recipe)", "deepknn (recipe)"),
+        ("HAM10000", "deepknn-blr1 (recipe)", "frozen + kNN"),
+        ("PneumoniaMNIST", "weighted-ce-blr1 (recipe)", "weighted-ce (recipe)"),
+        ("PneumoniaMNIST", "deepknn-blr1 (recipe)", "deepknn (recipe)"),
+        ("PneumoniaMNIST", "deepknn-blr1 (recipe)", "frozen + kNN"),
+        ("PneumoniaMNIST", "weighted-ce-blr1 (recipe)", "frozen + kNN"),
     ]
     return [
         compare(
