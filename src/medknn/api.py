@@ -208,52 +208,16 @@ def _save_legacy_embeddings(run_dir: RunDir) -> str:
     return f"saved the index's {len(embeddings)} embeddings to {path}"
 
 
-def tune(
-    data: str,
-    out: str | Path,
-    *,
-    budget: str | float = "60m",
-    methods: list[str] | None = None,
-    metric: str = "mcr",
-    split: str | None = None,
-    options: dict[str, Any] | None = None,
-    storage: str | None = None,
-    study_name: str | None = None,
-    trials: int | None = None,
-    workers: int = 1,
-    progress: bool = True,
-) -> Any:
-    """Search methods and settings on ``data`` within ``budget`` of wall-clock time ("60m",
-    "2h", or seconds), each trial an ordinary run directory ``out/trials/N``, chosen on the
-    validation split only; rerunning continues the study. ``options`` are fixed settings (never
-    searched); ``storage`` a database URL or journal file shared by several workers. Returns a
-    ``TuneResult``: the best trial and the top trials' ensemble, each scored once on test, and
-    ``out/summary.md`` (docs/tune.md)."""
-    from medknn.tuning import tune as run_study  # optuna only when tuning
-
-    return run_study(
-        data,
-        out,
-        budget=budget,
-        methods=methods,
-        metric=metric,
-        split=split,
-        options=options,
-        storage=storage,
-        study_name=study_name,
-        trials=trials,
-        workers=workers,
-        progress=progress,
-    )
-
-
 # Training's functions are imported on first use: loading, predicting with and evaluating a run
-# (and so `medknn serve`) never import the trainer stack.
+# (and so `medknn serve`) never import the trainer stack; `tune` (Optuna) only when tuning.
 if TYPE_CHECKING:
     from medknn.run_training import as_config, train
+    from medknn.tuning import tune
 
 TRAINING = "medknn.run_training"
-__getattr__ = lazy_getattr(__name__, globals(), {"as_config": TRAINING, "train": TRAINING})
+__getattr__ = lazy_getattr(
+    __name__, globals(), {"as_config": TRAINING, "train": TRAINING, "tune": "medknn.tuning"}
+)
 
 
 def history(run: str | Path) -> list[dict[str, float]]:

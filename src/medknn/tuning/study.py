@@ -102,7 +102,12 @@ def tune(
     progress: bool = True,
     console: Console | None = None,
 ) -> TuneResult:
-    """Search methods and their settings on ``data`` for ``budget`` of wall-clock time."""
+    """Search methods and settings on ``data`` within ``budget`` of wall-clock time ("60m",
+    "2h", or seconds), each trial an ordinary run directory ``out/trials/N``, chosen on the
+    validation split only; rerunning continues the study. ``options`` are fixed settings (never
+    searched); ``storage`` a database URL or journal file shared by several workers. Returns a
+    ``TuneResult``: the best trial and the top trials' ensemble, each scored once on test, and
+    ``out/summary.md`` (docs/tune.md)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
