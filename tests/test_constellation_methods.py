@@ -16,7 +16,7 @@ from medknn.errors import ConfigError, DataError
 from medknn.methods import ObjectiveContext, create_objective, get_method
 from medknn.models import create_network
 
-NEW_METHODS = ["contrastive", "triplet-hard", "npairs", "constellation"]
+NEW_METHODS = ["contrastive", "triplet-hard", "npairs", "npairs-all", "constellation"]
 
 
 def _context(**changes) -> ObjectiveContext:
@@ -79,6 +79,20 @@ def test_npairs_is_softmax_over_cosines_of_one_pair_per_class():
     unit = F.normalize(embeddings, dim=1)
     expected = F.cross_entropy(unit[anchors] @ unit[positives].T, torch.arange(3))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_npairs_all_is_the_n_pair_loss_on_every_pair_of_the_batch():
+    objective = create_objective("npairs-all", _context())
+    assert get_method("npairs-all").stats == ("num_pairs", "num_terms")
+    embeddings, labels = _batch(2)
+    torch.manual_seed(0)
+    loss, stats = objective(embeddings, None, labels)
+    assert stats == {"num_pairs": 3 * (4 * 3 // 2), "num_terms": 18 * 2}  # one per other class
+    torch.manual_seed(0)  # the same draw: the constellation loss with K = 2 other classes
+    same, _ = create_objective("constellation", _context(num_negatives=2))(embeddings, None, labels)
+    assert loss.item() == pytest.approx(same.item(), rel=1e-6)
+    with pytest.raises(ConfigError, match="npairs-all.*no option 'num_negatives'"):
+        create_objective("npairs-all", _context(options={"num_negatives": 3}))
 
 
 def test_constellation_takes_k_from_num_negatives():

@@ -42,6 +42,54 @@ def test_constellation_table_pairs_each_k_with_the_baselines_and_the_other_ks() 
     ]
 
 
+def test_constellation_table_compares_npairs_all_once_it_has_runs() -> None:
+    table = load_benchmark_script("constellation_table")
+    labels = ["knn-imagenet", "triplet-hard", "npairs", "npairs-all", "constellation-K3"]
+    assert table.comparisons(labels) == [
+        ("constellation-K3", "triplet-hard"),
+        ("constellation-K3", "npairs"),
+        ("constellation-K3", "npairs-all"),  # the same pairs and negatives, K against m terms
+        ("constellation-K3", "knn-imagenet"),
+        ("triplet-hard", "knn-imagenet"),
+        ("triplet-hard", "npairs"),
+        ("triplet-hard", "npairs-all"),
+        ("ce-finetuned", "knn-imagenet"),
+        ("ce-finetuned", "npairs"),
+        ("ce-finetuned", "npairs-all"),
+        ("npairs-all", "knn-imagenet"),
+        ("npairs-all", "npairs"),  # every pair of the batch against one pair per class
+    ]
+    records = _records(
+        {"npairs-all": [0.66 + 0.01 * (s % 2) for s in range(10)], "npairs": [0.60] * 10},
+        "knn_bac",
+    )
+    assert table.verdicts(records) == [
+        "held: npairs-all > npairs on kNN BAC (10 seeds, mean Δ 0.065 ± 0.005)"
+    ]
+    assert table.not_yet_run(labels, "breastmnist", "runs/b") == [
+        "not yet run: ce-finetuned (medknn benchmark --spec "
+        "benchmarks/specs/breastmnist_constellation_ce.yaml --out runs/b)"
+    ]
+    assert table.not_yet_run([*labels, "ce-finetuned"], "ham10000", "runs/h") == []
+
+
+def test_page_verdicts_name_the_constellation_rows_not_yet_run() -> None:
+    pages = load_benchmark_script("page_verdicts")
+    command = (
+        "(medknn benchmark --spec benchmarks/specs/ham10000_constellation_ce.yaml "
+        "--out runs/ham10000-constellation)"
+    )
+    lines = pages.constellation_lines("ham10000")
+    assert f"not yet run: npairs-all {command}" in lines
+    assert not any("npairs-all" in line for line in lines if not line.startswith("not yet"))
+    # Once the page holds the row, its verdicts replace the line.
+    pages.CONSTELLATION["ham10000"]["npairs-all"] = ((0.450, 0.030), (0.0, 0.05), (5.0, 1.0))
+    lines = pages.constellation_lines("ham10000")
+    assert not any(line.startswith("not yet run: npairs-all") for line in lines)
+    assert any("constellation-K3" in line and "npairs-all on kNN BAC" in line for line in lines)
+    assert any("npairs-all" in line and "npairs on kNN BAC" in line for line in lines)
+
+
 def test_bstriplet_table_prints_the_pages_comparisons() -> None:
     table = load_benchmark_script("bstriplet_table")
     records = _records({"CE+BST (DM)": [0.85, 0.88, 0.83], "CE (DM)": [0.83, 0.84, 0.83]}, "ACC")

@@ -6,6 +6,7 @@ from medknn.losses.deep_knn_loss import DeepKNNLoss
 from medknn.losses.focal_loss import FocalLoss
 from medknn.losses.ldam_loss import LDAMLoss, drw_weights
 from medknn.losses.mined_loss import MinedLoss
+from medknn.losses.multi_pair_npairs_loss import MultiPairNPairsLoss
 from medknn.losses.supcon_loss import SupConLoss
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "FocalLoss",
     "LDAMLoss",
     "MinedLoss",
+    "MultiPairNPairsLoss",
     "SupConLoss",
     "drw_weights",
 ]

@@ -76,6 +76,15 @@ def _npairs(context: ObjectiveContext) -> MetricLossObjective:
     return MetricLossObjective(loss)
 
 
+def _npairs_all(context: ObjectiveContext) -> MetricLossObjective:
+    # Issue 19: N-pairs given the constellation loss's pairs and negatives. Same head and
+    # similarity (dot product of L2-normalised embeddings) as `npairs` and `constellation`.
+    from medknn.losses.multi_pair_npairs_loss import MultiPairNPairsLoss
+    from medknn.methods.objectives import MetricLossObjective
+
+    return MetricLossObjective(MultiPairNPairsLoss(), stat_attributes=context.stats)
+
+
 def _constellation(context: ObjectiveContext) -> MetricLossObjective:
     # K is the option num_negatives (also top-level: CLI --m / --set num_negatives=K).
     from medknn.losses.constellation_loss import ConstellationLoss
@@ -127,6 +136,16 @@ _register(
     _npairs,
     "Sohn, Improved Deep Metric Learning with Multi-class N-pair Loss, NeurIPS 2016; as eq. 3 "
     "of " + CONSTELLATION,
+)
+_register(
+    "npairs-all",
+    "Multi-class N-pair loss on every same-class pair of the batch (issue 19): each pair "
+    "against one random member of every other class, the constellation loss's pairs and "
+    "negatives with K = the number of other classes; kNN prediction.",
+    _npairs_all,
+    "Sohn, Improved Deep Metric Learning with Multi-class N-pair Loss, NeurIPS 2016; as eq. 3 "
+    "of " + CONSTELLATION + ", on the constellation loss's pairs",
+    stats=("num_pairs", "num_terms"),
 )
 _register(
     "constellation",
