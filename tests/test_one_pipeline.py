@@ -20,7 +20,6 @@ from medknn.benchmark import run_benchmark
 from medknn.errors import ConfigError
 from medknn.evaluation import fit_knn_on_training_set
 from medknn.features import FeatureParts, FeatureSet, check_feature_method, run_feature_method
-from medknn.features.mlp_training import build_mlp, mlp_config
 from medknn.methods import get_method, list_methods
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier
@@ -29,6 +28,7 @@ from medknn.runs import RunDir, TrainConfig
 from medknn.runs.batches import OversampledBatchSampler
 from medknn.runs.build import build_network
 from medknn.runs.prepare import PreparedData, prepare_data
+from medknn.runs.training_data import vector_config
 
 ON_VECTORS = [spec.name for spec in list_methods() if spec.vector_problem is None]
 NOT_ON_VECTORS = [spec.name for spec in list_methods() if spec.vector_problem is not None]
@@ -51,6 +51,13 @@ def vectors(images: PreparedData) -> FeatureParts:
         ids=list(table.ids),
     )
     return FeatureParts.from_split(feature_set, images.split)
+
+
+def build_mlp(spec: Any, vectors: FeatureParts, config: TrainConfig) -> EmbeddingNetwork:
+    """The network a vector run of ``config`` builds (``run_training._train_run``)."""
+    return build_network(
+        vector_config(config), spec, len(vectors.class_names), in_features=vectors.in_features
+    )
 
 
 def _head(network: EmbeddingNetwork) -> dict[str, Any]:
@@ -110,7 +117,7 @@ def test_vectors_build_what_images_build(
         assert vector_network.embedding_dim == image_network.embedding_dim == config.embedding_dim
 
     on_images = _setup(config, images, image_network, tmp_path / "images")
-    on_vectors = _setup(mlp_config(config), vectors, vector_network, tmp_path / "vectors")
+    on_vectors = _setup(vector_config(config), vectors, vector_network, tmp_path / "vectors")
     kind, inner, positions = _sampler(on_images)
     assert _sampler(on_vectors)[:2] == (kind, inner)
     if positions is not None:
@@ -142,7 +149,7 @@ def test_vectors_honour_resample(
 ) -> None:
     config = TrainConfig(**{**tiny_options, "method": "ce", "resample": resample})
     network = build_mlp(get_method("ce"), vectors, config)
-    on_vectors = _setup(mlp_config(config), vectors, network, tmp_path)
+    on_vectors = _setup(vector_config(config), vectors, network, tmp_path)
     oversampled = isinstance(on_vectors.batch_sampler, OversampledBatchSampler)
     assert oversampled == (resample == "oversample")
     image_network = build_network(config, get_method("ce"), len(images.class_names))

@@ -50,7 +50,7 @@ from medknn.runs.run_claim import (
 )
 from medknn.runs.run_manifest import write_manifest
 from medknn.runs.stages import check_split_of_init_run, next_stage_config
-from medknn.runs.training_data import TrainingData
+from medknn.runs.training_data import TrainingData, vector_config
 from medknn.training import Trainer
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
@@ -71,6 +71,7 @@ def train(
     config: TrainConfig | Mapping[str, Any] | str | Path,
     out: str | Path,
     *,
+    data: TrainingData | None = None,
     progress: bool = True,
     console: Console | None = None,
     on_epoch_end: EpochHook | None = None,
@@ -80,6 +81,12 @@ def train(
     A two-stage method (``supcon``) trains stage 1 into ``out/stage1``, a complete run of its
     own, and stage 2 from its backbone into ``out``, the method's result.
 
+    ``data`` is input already split, trained on instead of the config's images: feature
+    vectors (``medknn.features.FeatureParts``). Their run is an image run in every step and
+    file, with the MLP as its backbone and no test-time augmentation (``vector_config``; an
+    explicit ``tta: flips`` is refused); the split is theirs, and a resumed run checks it
+    against its ``split.json``.
+
     Under ``torchrun`` every process calls this with the same arguments: they train together
     (DDP, see ``medknn.training.distributed``), rank 0 alone writes ``out`` and scores the run,
     and each process returns the run once it is complete.
@@ -88,6 +95,8 @@ def train(
     resumed run restores); a two-stage method's stage-2 epochs continue the count of stage 1.
     It may raise to stop training: the run is left resumable."""
     config = as_config(config)
+    if data is not None and data.in_features is not None:
+        config = vector_config(config)  # what config.yaml records: the MLP, no TTA
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give a new or existing run folder instead.")
     console = console or Console(stderr=True, quiet=not progress)
@@ -104,6 +113,7 @@ def train(
                 return _train_in_stages(
                     config,
                     Path(out),
+                    data=data,
                     progress=progress,
                     console=console,
                     distributed=distributed,
@@ -112,6 +122,7 @@ def train(
             return _train_run(
                 config,
                 Path(out),
+                data=data,
                 progress=progress,
                 console=console,
                 distributed=distributed,
@@ -123,6 +134,7 @@ def _train_run(
     config: TrainConfig,
     out: Path,
     *,
+    data: TrainingData | None = None,
     progress: bool,
     console: Console,
     distributed: DistributedContext | None = None,
@@ -149,11 +161,14 @@ def _train_run(
     torch.manual_seed(config.seed)
     # A new run directory is written only once data, method and network are known to work, so
     # that a typo leaves nothing behind that would block the corrected command.
-    prepared = prepare_data(config, None if is_new else run_dir, progress=progress)
+    prepared = _prepare(config, run_dir, is_new, data, progress=progress)
     if spec.freeze_backbone:  # it evaluates the backbone it starts from: same test set
         check_split_of_init_run(prepared, config)
-    network = build_network(config, spec, len(prepared.class_names))
-    prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
+    network = build_network(
+        config, spec, len(prepared.class_names), in_features=prepared.in_features
+    )
+    if isinstance(prepared, PreparedData):  # images, as the backbone's weights expect them
+        prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
     job = RunJob(
         config,
         spec,
@@ -187,10 +202,23 @@ def _train_run(
     return TrainedRun.load(run_dir.path)
 
 
+def _prepare(
+    config: TrainConfig, run_dir: RunDir, is_new: bool, data: TrainingData | None, *, progress: bool
+) -> TrainingData:
+    """The run's data: the config's images decoded and split (a resumed run's split read from
+    its ``split.json``), or ``data`` as given (a resumed run's split checked against it)."""
+    if data is None:
+        return prepare_data(config, None if is_new else run_dir, progress=progress)
+    if not is_new:
+        save_data_record(data, config, run_dir)
+    return data
+
+
 def _train_in_stages(
     config: TrainConfig,
     out: Path,
     *,
+    data: TrainingData | None = None,
     progress: bool,
     console: Console,
     distributed: DistributedContext | None = None,
@@ -214,6 +242,7 @@ def _train_in_stages(
     _train_run(
         config,
         first.path,
+        data=data,
         progress=progress,
         console=console,
         distributed=distributed,
@@ -230,6 +259,7 @@ def _train_in_stages(
     run = _train_run(
         second,
         out,
+        data=data,
         progress=progress,
         console=console,
         distributed=distributed,
@@ -367,22 +397,12 @@ def _check_before_writing(job: RunJob) -> None:
     """Build what training builds (sampler, objective, optimiser) once before a new run
     directory is written: a value they refuse then leaves nothing behind, and the corrected
     command starts cleanly."""
-    prepared = job.prepared
-    if len(prepared.class_names) < 2:
-        raise DataError(
-            f"{job.config.data} holds one class ({', '.join(map(repr, prepared.class_names))}); "
-            "a classifier needs at least two. Add the images of the other class(es)."
-        )
-    if not job.spec.trains:
-        return
-    build_batch_sampler(job.config, job.spec, prepared)
-    build_objective(
-        job.config, prepared.class_counts("train"), training_set=_training_set_embedder(job)
-    )
-    build_optimizer(job.config, job.network)
+    check_method_runs(job.config, job.prepared)
+    if job.spec.trains:
+        build_optimizer(job.config, job.network)
 
 
-def check_method_runs(config: TrainConfig, prepared: PreparedData) -> int:
+def check_method_runs(config: TrainConfig, prepared: TrainingData) -> int:
     """Build what training ``config.method`` on ``prepared`` builds (batch sampler, objective),
     without a network; raise the ``MedknnError`` that a run would stop with (e.g. too few
     classes or images for its batches). Return the epochs ``epochs: null`` resolves to."""
@@ -390,7 +410,10 @@ def check_method_runs(config: TrainConfig, prepared: PreparedData) -> int:
     if spec.requires_init_from and not config.init_from:
         raise ConfigError(f"Method {config.method!r} starts from a trained run (--init-from RUN).")
     if len(prepared.class_names) < 2:
-        raise DataError(f"{config.data} holds one class; a classifier needs at least two.")
+        raise DataError(
+            f"{config.data} holds one class ({', '.join(map(repr, prepared.class_names))}); "
+            "a classifier needs at least two. Add the images of the other class(es)."
+        )
     if not spec.trains:
         return 0
     batches = build_batch_sampler(config, spec, prepared)
