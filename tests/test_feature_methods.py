@@ -405,3 +405,6 @@ def test_linear_baselines_record_the_plain_vote_they_are_scored_with(
     assert (saved.decision, saved.tta) == ("plain", "none")
     assert read_json(RunDir(tmp_path / "run").data)["class_names"] == CLASSES
     assert RunDir(tmp_path / "run").split.exists()
+    with pytest.raises(ConfigError, match="tta: flips does not apply to feature vectors"):
+        run_feature_method("nca", parts, TrainConfig(**FAST, tta="flips"), tmp_path / "nca")
+    assert not (tmp_path / "nca").exists()

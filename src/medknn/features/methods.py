@@ -27,7 +27,7 @@ from medknn.runs.run_claim import (
     write_config,
 )
 from medknn.runs.run_manifest import manifest_path
-from medknn.runs.training_data import check_runs_on_vectors, vector_config
+from medknn.runs.training_data import check_runs_on_vectors, vector_config, vector_tta
 from medknn.training.reproducible import reproducible
 
 # The paper's Table 3 columns, in its order, with its names.
@@ -65,11 +65,11 @@ def feature_method_config(method: str, config: TrainConfig) -> TrainConfig:
     """``config`` for ``method`` on vectors, as its ``config.yaml`` records it. A registered
     method is a vector run of ``run_training.train`` (``vector_config``: the MLP, no TTA; its
     ``decision`` honoured like an image run's). The linear baselines are scored by their kNN's
-    plain vote without TTA, whatever the config asks: recorded as ``decision: plain``."""
+    plain vote without TTA: recorded as ``decision: plain`` (an explicit TTA is refused)."""
     check_feature_method(method)
     config = config.replace(method=method)
     if method in LINEAR_METHODS:
-        return config.replace(decision="plain", tta="none")
+        return config.replace(decision="plain", tta=vector_tta(config))
     return vector_config(config)
 
 

@@ -80,9 +80,14 @@ def vector_config(config: TrainConfig) -> TrainConfig:
     names) and no test-time augmentation (``tta: auto`` means none: there is no image to flip
     or crop). A method that needs images, or an explicit ``tta: flips``/``crops``, is refused."""
     check_runs_on_vectors(config.method)
+    return config.replace(backbone="mlp", tta=vector_tta(config))
+
+
+def vector_tta(config: TrainConfig) -> str:
+    """``none``: the only test-time augmentation of vectors; an explicit other one is refused."""
     if config.tta not in ("auto", "none"):
         raise ConfigError(
             f"tta: {config.tta} does not apply to feature vectors (there is no image to flip or "
             "crop). Set tta: none, or leave tta: auto, which means none on vectors."
         )
-    return config.replace(backbone="mlp", tta="none")
+    return "none"
