@@ -293,7 +293,8 @@ def test_mlp_methods_train_one_epoch(method: str, parts: FeatureParts, tmp_path:
     run = RunDir(tmp_path / method)
     assert len(read_json(run.history)) == 1
     assert run.model.exists() and run.metrics.exists()
-    assert (run.knn / "knn.json").exists() == (method != "ce")
+    # every method keeps its kNN index of training vectors, as on images (the evidence of CE too)
+    assert (run.knn / "knn.json").exists() and (run.path / "manifest.json").exists()
     assert metrics["method"] == method and metrics["n"] == parts.size("test")
     assert metrics["accuracy"] > 0.6  # chance is 1/3
 
@@ -344,3 +345,66 @@ def test_wide_table_marks_the_best_method_per_metric() -> None:
     assert lines[2] == "| Acc | 50.0 ± 1.0 | **75.0 ± 0.0** |"
     assert lines[3] == "| MCR | n/a | **40.0 ± 0.0** |"
     assert lines[4] == "| wall s/run | 3 | 12 |"
+
+
+# --- the Table 3 reproduction keeps the rule its numbers were scored with --------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def test_the_documented_table3_mlp_runs_pin_the_plain_rule() -> None:
+    commands = (DOCS / "feature_vectors.md").read_text().split("medknn features-benchmark")[1:]
+    training = [c.split("```")[0] for c in commands if "--epochs" in c]
+    assert training and all("--set decision=plain" in c for c in training)
+
+
+def _legacy_config(path: Path, **values: object) -> None:
+    """A vector run's config.yaml as medknn wrote it before vector runs went through
+    run_training.train: the defaults decision: validated and tta: auto, scored plain."""
+    path.mkdir(parents=True)
+    config = TrainConfig(**FAST, backbone="mlp", method="deepknn", **values)
+    (path / "config.yaml").write_text(config.to_yaml())
+
+
+def test_saved_vector_runs_from_before_the_pipeline_read_as_scored_plain(tmp_path: Path) -> None:
+    _legacy_config(tmp_path / "old")
+    old = TrainConfig.load_saved(tmp_path / "old" / "config.yaml")
+    assert (old.decision, old.tta) == ("plain", "none")
+    # a vector run of today records tta: none and keeps the decision it asked for
+    _legacy_config(tmp_path / "new", tta="none")
+    assert TrainConfig.load_saved(tmp_path / "new" / "config.yaml").decision == "validated"
+    # an image run's config is read as written
+    image = tmp_path / "image.yaml"
+    image.write_text(TrainConfig(**FAST).to_yaml())
+    assert (TrainConfig.load_saved(image).decision, TrainConfig.load_saved(image).tta) == (
+        "validated",
+        "auto",
+    )
+
+
+def test_a_finished_vector_run_of_an_earlier_medknn_is_reused(
+    parts: FeatureParts, tmp_path: Path
+) -> None:
+    old = tmp_path / "MLP+deep-kNN" / "seed0"
+    _legacy_config(old)
+    (old / "metrics.json").write_text('{"accuracy": 0.75, "method": "deepknn", "seed": 0}')
+    (old / "status.json").write_text('{"status": "complete", "wall_seconds": 3.0}')
+    config = TrainConfig(**FAST, backbone="mlp", decision="plain")
+    metrics = run_feature_method("deepknn", parts, config, old, progress=False)
+    assert metrics["accuracy"] == 0.75
+    assert not (old / "model.safetensors").exists()  # read back, not retrained
+    with pytest.raises(ConfigError, match="margin: 0.2 → 0.3"):
+        run_feature_method("deepknn", parts, config.replace(margin=0.3), old, progress=False)
+
+
+def test_linear_baselines_record_the_plain_vote_they_are_scored_with(
+    parts: FeatureParts, tmp_path: Path
+) -> None:
+    run_feature_method("knn-basic", parts, TrainConfig(**FAST), tmp_path / "run", progress=False)
+    saved = TrainConfig.load_saved(RunDir(tmp_path / "run").config)
+    assert (saved.decision, saved.tta) == ("plain", "none")
+    assert read_json(RunDir(tmp_path / "run").data)["class_names"] == CLASSES
+    assert RunDir(tmp_path / "run").split.exists()
+    with pytest.raises(ConfigError, match="tta: flips does not apply to feature vectors"):
+        run_feature_method("nca", parts, TrainConfig(**FAST, tta="flips"), tmp_path / "nca")
+    assert not (tmp_path / "nca").exists()

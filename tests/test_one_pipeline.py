@@ -5,6 +5,8 @@ with their reason; a benchmark starts an init_from method from the method it dec
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -17,18 +19,20 @@ from torch import nn
 
 import medknn.benchmark
 from medknn.benchmark import run_benchmark
-from medknn.errors import ConfigError
+from medknn.data import Split
+from medknn.errors import ConfigError, DataError
 from medknn.evaluation import fit_knn_on_training_set
 from medknn.features import FeatureParts, FeatureSet, check_feature_method, run_feature_method
-from medknn.features.mlp_training import build_mlp, mlp_config
+from medknn.io import read_json
 from medknn.methods import get_method, list_methods
 from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier
-from medknn.run_training import RunJob, TrainingSetup, build_training
+from medknn.run_training import RunJob, TrainingSetup, build_training, train
 from medknn.runs import RunDir, TrainConfig
 from medknn.runs.batches import OversampledBatchSampler
 from medknn.runs.build import build_network
 from medknn.runs.prepare import PreparedData, prepare_data
+from medknn.runs.training_data import vector_config
 
 ON_VECTORS = [spec.name for spec in list_methods() if spec.vector_problem is None]
 NOT_ON_VECTORS = [spec.name for spec in list_methods() if spec.vector_problem is not None]
@@ -51,6 +55,13 @@ def vectors(images: PreparedData) -> FeatureParts:
         ids=list(table.ids),
     )
     return FeatureParts.from_split(feature_set, images.split)
+
+
+def build_mlp(spec: Any, vectors: FeatureParts, config: TrainConfig) -> EmbeddingNetwork:
+    """The network a vector run of ``config`` builds (``run_training._train_run``)."""
+    return build_network(
+        vector_config(config), spec, len(vectors.class_names), in_features=vectors.in_features
+    )
 
 
 def _head(network: EmbeddingNetwork) -> dict[str, Any]:
@@ -110,7 +121,7 @@ def test_vectors_build_what_images_build(
         assert vector_network.embedding_dim == image_network.embedding_dim == config.embedding_dim
 
     on_images = _setup(config, images, image_network, tmp_path / "images")
-    on_vectors = _setup(mlp_config(config), vectors, vector_network, tmp_path / "vectors")
+    on_vectors = _setup(vector_config(config), vectors, vector_network, tmp_path / "vectors")
     kind, inner, positions = _sampler(on_images)
     assert _sampler(on_vectors)[:2] == (kind, inner)
     if positions is not None:
@@ -142,7 +153,7 @@ def test_vectors_honour_resample(
 ) -> None:
     config = TrainConfig(**{**tiny_options, "method": "ce", "resample": resample})
     network = build_mlp(get_method("ce"), vectors, config)
-    on_vectors = _setup(mlp_config(config), vectors, network, tmp_path)
+    on_vectors = _setup(vector_config(config), vectors, network, tmp_path)
     oversampled = isinstance(on_vectors.batch_sampler, OversampledBatchSampler)
     assert oversampled == (resample == "oversample")
     image_network = build_network(config, get_method("ce"), len(images.class_names))
@@ -208,3 +219,103 @@ def test_a_benchmark_starts_each_init_from_method_from_the_method_it_declares(
     star = trained["deepknn-star/seed0"]
     assert star.init_from == str(tmp_path / "weighted-ce-init" / "seed0")
     assert trained["weighted-ce-init/seed0"].method == "weighted-ce"
+
+
+# --- a vector run is a run of run_training.train --------------------------------------------
+
+
+def _files(run: Path) -> set[str]:
+    return {path.name for path in run.iterdir()}
+
+
+def test_a_vector_run_writes_the_files_of_an_image_run(
+    deepknn_run: Path, vectors: FeatureParts, tiny_options: dict[str, Any], tmp_path: Path
+) -> None:
+    config = TrainConfig(**{**tiny_options, "method": "deepknn"})
+    run = train(config, tmp_path / "vectors", data=vectors, progress=False)
+    assert _files(run.path) == _files(deepknn_run), _files(run.path) ^ _files(deepknn_run)
+    assert {"config.yaml", "decision.json", "metrics.json", "manifest.json", "knn"} <= _files(
+        run.path
+    )
+    # config.yaml records what ran: the MLP on the vectors' length, no test-time augmentation
+    saved = TrainConfig.load_saved(RunDir(run.path).config)
+    assert (saved.backbone, saved.tta, saved.decision) == ("mlp", "none", "validated")
+    assert read_json(RunDir(run.path).data)["in_features"] == vectors.dim
+    assert run.network.backbone.in_features == vectors.dim
+    metrics = read_json(RunDir(run.path).metrics)
+    assert metrics["n"] == len(vectors.indices("test")) and metrics["tta"] == "none"
+    assert set(read_json(RunDir(deepknn_run).metrics)) == set(metrics)
+
+
+def test_a_vector_run_is_reused_resumed_and_refused_like_an_image_run(
+    vectors: FeatureParts, tiny_options: dict[str, Any], tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    config = TrainConfig(**{**tiny_options, "method": "ce", "epochs": 2, "decision": "plain"})
+    train(config, out, data=vectors, progress=False)
+    assert not RunDir(out).decision.exists()  # the plain rule: no rule chosen on validation
+    assert "decision" not in read_json(RunDir(out).metrics)
+    written = RunDir(out).metrics.stat().st_mtime_ns
+
+    buffer = io.StringIO()
+    train(config, out, data=vectors, console=Console(file=buffer, width=200))
+    assert "already complete" in buffer.getvalue()
+    assert RunDir(out).metrics.stat().st_mtime_ns == written
+    with pytest.raises(ConfigError, match="finished run of 2 epochs; 1 epochs"):
+        train(config.replace(epochs=1), out, data=vectors, progress=False)
+    with pytest.raises(ConfigError, match="k_predict: 3 → 1"):
+        train(config.replace(k_predict=1), out, data=vectors, progress=False)
+    other_split = FeatureParts.from_split(_vector_set(vectors), _other_split(vectors))
+    with pytest.raises(DataError, match="another split"):
+        train(config.replace(epochs=3), out, data=other_split, progress=False)
+    assert RunDir(out).status.exists()  # refused before anything was rewritten
+
+    train(config.replace(epochs=3), out, data=vectors, progress=False)  # trains on
+    assert len(read_json(RunDir(out).history)) == 3
+
+
+def test_decision_validated_on_vectors_is_chosen_on_validation(
+    vectors: FeatureParts, tiny_options: dict[str, Any], tmp_path: Path
+) -> None:
+    config = TrainConfig(**{**tiny_options, "method": "deepknn", "decision": "validated"})
+    train(config, tmp_path / "run", data=vectors, progress=False)
+    labels = vectors.table.labels.copy()
+    test = vectors.indices("test")
+    labels[test] = np.roll(labels[test], 1)  # every test label moves to another case
+    assert not np.array_equal(labels, vectors.table.labels)
+    shuffled = dataclasses.replace(vectors, table=dataclasses.replace(vectors.table, labels=labels))
+    train(config, tmp_path / "shuffled", data=shuffled, progress=False)
+    chosen = read_json(RunDir(tmp_path / "run").decision)
+    assert chosen["tta"] == "none"  # tta: auto means none on vectors
+    assert read_json(RunDir(tmp_path / "shuffled").decision) == chosen
+    assert "decision" in read_json(RunDir(tmp_path / "run").metrics)
+
+
+@pytest.mark.parametrize("tta", ["flips", "crops"])
+def test_tta_on_vectors_is_refused_naming_the_fix(
+    tta: str, vectors: FeatureParts, tiny_options: dict[str, Any], tmp_path: Path
+) -> None:
+    config = TrainConfig(**{**tiny_options, "method": "deepknn", "tta": tta})
+    with pytest.raises(
+        ConfigError, match=rf"tta: {tta} does not apply to feature vectors.*tta: none"
+    ):
+        train(config, tmp_path / "run", data=vectors, progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="'supcon' does not run on feature vectors"):
+        train(config.replace(method="supcon", tta="auto"), tmp_path / "run", data=vectors)
+
+
+def _vector_set(vectors: FeatureParts) -> FeatureSet:
+    table = vectors.table
+    rows = np.zeros((len(table), vectors.dim), dtype=np.float32)
+    for part in ("train", "val", "test"):
+        rows[vectors.indices(part)] = vectors.features[part]
+    return FeatureSet(rows, table.labels, list(table.class_names), list(table.ids))
+
+
+def _other_split(vectors: FeatureParts) -> Split:
+    """The same parts with one training and one test case swapped."""
+    split = vectors.split
+    train_rows, test_rows = split.train.copy(), split.test.copy()
+    train_rows[0], test_rows[0] = split.test[0], split.train[0]
+    return dataclasses.replace(split, train=train_rows, test=test_rows)

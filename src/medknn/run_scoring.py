@@ -19,8 +19,8 @@ from medknn.methods import MethodSpec
 from medknn.prediction import KNNClassifier
 from medknn.prediction.decision import DecisionRule
 from medknn.runs import RunDir, TrainConfig
-from medknn.runs.prepare import PreparedData
 from medknn.runs.run_manifest import refresh_manifest
+from medknn.runs.training_data import TrainingData
 
 # The metrics of the method's plain rule kept beside those of its decision rule.
 PLAIN_METRICS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
@@ -29,7 +29,7 @@ PLAIN_METRICS = ("accuracy", "mcr", "rs", "macro_f1", "auc", "ece")
 def score_part(
     network: torch.nn.Module,
     spec: MethodSpec,
-    prepared: PreparedData,
+    prepared: TrainingData,
     knn: KNNClassifier,
     config: TrainConfig,
     run_dir: RunDir,

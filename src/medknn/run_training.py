@@ -23,7 +23,6 @@ from medknn.evaluation import (
 from medknn.io import (
     atomic_save_tensors,
     atomic_write_json,
-    atomic_write_text,
     load_tensors,
     read_json,
 )
@@ -34,7 +33,6 @@ from medknn.run_scoring import score_part
 from medknn.runs import RunDir, TrainConfig, run_lock
 from medknn.runs.batches import BatchSampler, build_batch_sampler
 from medknn.runs.build import build_network, build_objective, starts_pretrained
-from medknn.runs.config import check_same_settings
 from medknn.runs.device import resolve_device
 from medknn.runs.prepare import (
     PreparedData,
@@ -42,29 +40,23 @@ from medknn.runs.prepare import (
     save_data_record,
     training_augmentation,
 )
-from medknn.runs.run_manifest import remove_manifest, write_manifest
+from medknn.runs.run_claim import (
+    check_run_dir,
+    clear_never_trained,
+    is_complete,
+    more_epochs_asked,
+    refuse_fewer_epochs,
+    write_config,
+)
+from medknn.runs.run_manifest import write_manifest
 from medknn.runs.stages import check_split_of_init_run, next_stage_config
-from medknn.runs.training_data import TrainingData
+from medknn.runs.training_data import TrainingData, vector_config
 from medknn.training import Trainer
 from medknn.training.distributed import DistributedContext, distributed_session
 from medknn.training.distributed_sampler import DistributedBatchSampler
 from medknn.training.optim import build_optimizer
 from medknn.training.reproducible import reproducible
 from medknn.training.trainer import EpochHook, Validator
-
-# Options that may change between an interrupted run and its resumption.
-RESUMABLE_CHANGES = {
-    "epochs",
-    "stage2_epochs",
-    "device",
-    "num_workers",
-    "threads",  # how the work is split, not what is computed: a run may move machines
-    "deterministic",
-    "validate_every",
-    "download",
-    "tta",  # scoring only: a run that predates tta: auto resumes under today's default
-    "memory_format",  # how tensors are laid out, not what is computed
-}
 
 
 def as_config(config: TrainConfig | Mapping[str, Any] | str | Path) -> TrainConfig:
@@ -79,6 +71,7 @@ def train(
     config: TrainConfig | Mapping[str, Any] | str | Path,
     out: str | Path,
     *,
+    data: TrainingData | None = None,
     progress: bool = True,
     console: Console | None = None,
     on_epoch_end: EpochHook | None = None,
@@ -88,6 +81,12 @@ def train(
     A two-stage method (``supcon``) trains stage 1 into ``out/stage1``, a complete run of its
     own, and stage 2 from its backbone into ``out``, the method's result.
 
+    ``data`` is input already split, trained on instead of the config's images: feature
+    vectors (``medknn.features.FeatureParts``). Their run is an image run in every step and
+    file, with the MLP as its backbone and no test-time augmentation (``vector_config``; an
+    explicit ``tta: flips`` is refused); the split is theirs, and a resumed run checks it
+    against its ``split.json``.
+
     Under ``torchrun`` every process calls this with the same arguments: they train together
     (DDP, see ``medknn.training.distributed``), rank 0 alone writes ``out`` and scores the run,
     and each process returns the run once it is complete.
@@ -96,6 +95,8 @@ def train(
     resumed run restores); a two-stage method's stage-2 epochs continue the count of stage 1.
     It may raise to stop training: the run is left resumable."""
     config = as_config(config)
+    if data is not None and data.in_features is not None:
+        config = vector_config(config)  # what config.yaml records: the MLP, no TTA
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give a new or existing run folder instead.")
     console = console or Console(stderr=True, quiet=not progress)
@@ -112,6 +113,7 @@ def train(
                 return _train_in_stages(
                     config,
                     Path(out),
+                    data=data,
                     progress=progress,
                     console=console,
                     distributed=distributed,
@@ -120,6 +122,7 @@ def train(
             return _train_run(
                 config,
                 Path(out),
+                data=data,
                 progress=progress,
                 console=console,
                 distributed=distributed,
@@ -131,6 +134,7 @@ def _train_run(
     config: TrainConfig,
     out: Path,
     *,
+    data: TrainingData | None = None,
     progress: bool,
     console: Console,
     distributed: DistributedContext | None = None,
@@ -139,16 +143,16 @@ def _train_run(
     """Train one run directory (a two-stage method's stage 1 is one)."""
     run_dir = RunDir(out)
     is_main = distributed is None or distributed.is_main
-    is_new = _check_run_dir(run_dir, config)
-    if _is_complete(run_dir):
-        _refuse_fewer_epochs(run_dir, config)
-        if not _more_epochs_asked(run_dir, config):
+    is_new = check_run_dir(run_dir, config)
+    if is_complete(run_dir):
+        refuse_fewer_epochs(run_dir, config)
+        if not more_epochs_asked(run_dir, config):
             console.print(f"{run_dir.path} is already complete; loading it.", markup=False)
             return TrainedRun.load(run_dir.path)
     if distributed is not None:  # every rank has read the directory before rank 0 changes it
         distributed.barrier("checking the run directory")
     if is_main and is_new:
-        _clear_never_trained(run_dir)
+        clear_never_trained(run_dir)
     elif is_main:
         run_dir.remove_partial_writes()
     started = time.perf_counter()
@@ -157,11 +161,14 @@ def _train_run(
     torch.manual_seed(config.seed)
     # A new run directory is written only once data, method and network are known to work, so
     # that a typo leaves nothing behind that would block the corrected command.
-    prepared = prepare_data(config, None if is_new else run_dir, progress=progress)
+    prepared = _prepare(config, run_dir, is_new, data, progress=progress)
     if spec.freeze_backbone:  # it evaluates the backbone it starts from: same test set
         check_split_of_init_run(prepared, config)
-    network = build_network(config, spec, len(prepared.class_names))
-    prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
+    network = build_network(
+        config, spec, len(prepared.class_names), in_features=prepared.in_features
+    )
+    if isinstance(prepared, PreparedData):  # images, as the backbone's weights expect them
+        prepared = prepared.normalized_for(*backbone_normalization(network.backbone))
     job = RunJob(
         config,
         spec,
@@ -177,7 +184,7 @@ def _train_run(
     if is_new:
         _check_before_writing(job)
     if is_main:
-        _write_config(run_dir, config)
+        write_config(run_dir, config)
         if is_new:
             save_data_record(prepared, config, run_dir)
     # wall_seconds covers every attempt: this one plus the epochs restored from a checkpoint.
@@ -195,10 +202,23 @@ def _train_run(
     return TrainedRun.load(run_dir.path)
 
 
+def _prepare(
+    config: TrainConfig, run_dir: RunDir, is_new: bool, data: TrainingData | None, *, progress: bool
+) -> TrainingData:
+    """The run's data: the config's images decoded and split (a resumed run's split read from
+    its ``split.json``), or ``data`` as given (a resumed run's split checked against it)."""
+    if data is None:
+        return prepare_data(config, None if is_new else run_dir, progress=progress)
+    if not is_new:
+        save_data_record(data, config, run_dir)
+    return data
+
+
 def _train_in_stages(
     config: TrainConfig,
     out: Path,
     *,
+    data: TrainingData | None = None,
     progress: bool,
     console: Console,
     distributed: DistributedContext | None = None,
@@ -210,8 +230,8 @@ def _train_in_stages(
     first = RunDir(run_dir.first_stage)
     second = next_stage_config(config, first.path)
     # Checked before stage 1 trains for hours: out must be new or hold this method's stage 2.
-    _check_run_dir(run_dir, second)
-    if run_dir.config.exists() and first.config.exists() and _more_epochs_asked(first, config):
+    check_run_dir(run_dir, second)
+    if run_dir.config.exists() and first.config.exists() and more_epochs_asked(first, config):
         raise ConfigError(
             f"{out} holds a stage 2 trained on the {TrainConfig.load_saved(first.config).epochs} "
             f"epochs of its stage 1; more stage-1 epochs would leave it stale. Use a new --out, "
@@ -222,6 +242,7 @@ def _train_in_stages(
     _train_run(
         config,
         first.path,
+        data=data,
         progress=progress,
         console=console,
         distributed=distributed,
@@ -238,6 +259,7 @@ def _train_in_stages(
     run = _train_run(
         second,
         out,
+        data=data,
         progress=progress,
         console=console,
         distributed=distributed,
@@ -375,22 +397,12 @@ def _check_before_writing(job: RunJob) -> None:
     """Build what training builds (sampler, objective, optimiser) once before a new run
     directory is written: a value they refuse then leaves nothing behind, and the corrected
     command starts cleanly."""
-    prepared = job.prepared
-    if len(prepared.class_names) < 2:
-        raise DataError(
-            f"{job.config.data} holds one class ({', '.join(map(repr, prepared.class_names))}); "
-            "a classifier needs at least two. Add the images of the other class(es)."
-        )
-    if not job.spec.trains:
-        return
-    build_batch_sampler(job.config, job.spec, prepared)
-    build_objective(
-        job.config, prepared.class_counts("train"), training_set=_training_set_embedder(job)
-    )
-    build_optimizer(job.config, job.network)
+    check_method_runs(job.config, job.prepared)
+    if job.spec.trains:
+        build_optimizer(job.config, job.network)
 
 
-def check_method_runs(config: TrainConfig, prepared: PreparedData) -> int:
+def check_method_runs(config: TrainConfig, prepared: TrainingData) -> int:
     """Build what training ``config.method`` on ``prepared`` builds (batch sampler, objective),
     without a network; raise the ``MedknnError`` that a run would stop with (e.g. too few
     classes or images for its batches). Return the epochs ``epochs: null`` resolves to."""
@@ -398,7 +410,10 @@ def check_method_runs(config: TrainConfig, prepared: PreparedData) -> int:
     if spec.requires_init_from and not config.init_from:
         raise ConfigError(f"Method {config.method!r} starts from a trained run (--init-from RUN).")
     if len(prepared.class_names) < 2:
-        raise DataError(f"{config.data} holds one class; a classifier needs at least two.")
+        raise DataError(
+            f"{config.data} holds one class ({', '.join(map(repr, prepared.class_names))}); "
+            "a classifier needs at least two. Add the images of the other class(es)."
+        )
     if not spec.trains:
         return 0
     batches = build_batch_sampler(config, spec, prepared)
@@ -409,81 +424,3 @@ def check_method_runs(config: TrainConfig, prepared: PreparedData) -> int:
     bank = TrainingSetEmbedder(prepared.indices("train"), prepared.labels("train"), never_called)
     build_objective(config, prepared.class_counts("train"), training_set=bank)
     return config.resolved_epochs(len(batches))
-
-
-def _refuse_fewer_epochs(run_dir: RunDir, config: TrainConfig) -> None:
-    """A finished run's config.yaml records how it was trained: fewer epochs would rewrite it
-    while the weights stay those of the longer training."""
-    trained = TrainConfig.load_saved(run_dir.config).epochs
-    if None not in (trained, config.epochs) and config.epochs < trained:
-        raise ConfigError(
-            f"{run_dir.path} is a finished run of {trained} epochs; {config.epochs} epochs would "
-            f"rewrite its record but not its weights. Ask for --epochs {trained} (or more, to "
-            "train on), or train the shorter run into a new --out."
-        )
-
-
-def _never_trained(run_dir: RunDir) -> bool:
-    """A run directory whose first attempt failed before its first epoch was saved."""
-    return not any(p.exists() for p in (run_dir.last_checkpoint, run_dir.model, run_dir.status))
-
-
-def _clear_never_trained(run_dir: RunDir) -> None:
-    """Remove the record of an attempt that never trained (its split was made from data the
-    user may have fixed since), so that the new attempt starts as a new run."""
-    if not run_dir.config.exists():
-        return
-    for path in (run_dir.config, run_dir.split, run_dir.data, run_dir.history, run_dir.log):
-        path.unlink(missing_ok=True)
-    run_dir.remove_partial_writes()
-
-
-def _check_run_dir(run_dir: RunDir, config: TrainConfig) -> bool:
-    """True for a new run (or one that never trained: started again, whatever its settings);
-    for an existing one, check it was started with the same config."""
-    if run_dir.path.exists() and not run_dir.path.is_dir():
-        raise ConfigError(f"--out {run_dir.path} is a file; give a new or existing run folder.")
-    if run_dir.config.exists() and _never_trained(run_dir):
-        return True
-    if run_dir.config.exists():
-        resumable = RESUMABLE_CHANGES
-        if _is_own_stage_two(run_dir, config):
-            resumable = resumable | {"init_from"}
-        check_same_settings(run_dir.config, config, resumable=resumable, run=run_dir.path)
-        return False
-    # Stage 2 of a two-stage method starts in the directory that holds its stage-1 run.
-    init_run = Path(config.init_from).resolve() if config.init_from else None
-    if run_dir.path.exists() and any(p.resolve() != init_run for p in run_dir.path.iterdir()):
-        raise ConfigError(
-            f"{run_dir.path} exists and is not a medknn run. Choose an empty or new --out."
-        )
-    return True
-
-
-def _is_own_stage_two(run_dir: RunDir, config: TrainConfig) -> bool:
-    """True for stage 2 of a two-stage run started from the stage 1 inside its own folder, then
-    and now. Its init_from follows the folder, so a copied or moved run keeps being reused."""
-    if not (config.init_from and RunDir(run_dir.first_stage).config.exists()):
-        return False
-    saved = TrainConfig.load_saved(run_dir.config).init_from
-    return (
-        Path(config.init_from).resolve() == run_dir.first_stage.resolve()
-        and saved is not None
-        and Path(saved).name == run_dir.first_stage.name
-    )
-
-
-def _more_epochs_asked(run_dir: RunDir, config: TrainConfig) -> bool:
-    return TrainConfig.load_saved(run_dir.config).epochs != config.epochs
-
-
-def _write_config(run_dir: RunDir, config: TrainConfig) -> None:
-    run_dir.create()
-    if run_dir.status.exists():
-        run_dir.status.unlink()  # more epochs asked for: no longer complete until they are done
-    remove_manifest(run_dir)  # its files are about to change
-    atomic_write_text(run_dir.config, config.to_yaml())
-
-
-def _is_complete(run_dir: RunDir) -> bool:
-    return run_dir.status.exists() and read_json(run_dir.status).get("status") == "complete"

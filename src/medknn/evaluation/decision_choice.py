@@ -18,7 +18,7 @@ from medknn.models import EmbeddingNetwork
 from medknn.prediction import KNNClassifier, compute_outputs
 from medknn.prediction.decision import DecisionRule, adjust_logits, knn_vote_proba, softmax
 from medknn.runs.config import TrainConfig
-from medknn.runs.prepare import PreparedData
+from medknn.runs.training_data import TrainingData
 
 KNN_VOTERS = (1, 3, 5, 7, 9, 11, 15, 21, 31)
 PRIOR_POWERS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -153,7 +153,7 @@ def _minority(class_counts: np.ndarray) -> int | None:
 def fit_decision_rule(
     network: EmbeddingNetwork,
     spec: MethodSpec,
-    prepared: PreparedData,
+    prepared: TrainingData,
     knn: KNNClassifier,
     config: TrainConfig,
     *,

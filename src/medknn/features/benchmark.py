@@ -163,7 +163,13 @@ def _results_page(
         f"MLP: 3 × (Linear 512 → BN → ReLU), {base.epochs or 'automatic'} epochs, "
         f"{base.optimizer} lr {base.lr} ({base.schedule} schedule), "
         f"best epoch by validation MCR; K = {base.num_positives}, M = {base.num_negatives}, "
-        f"margin {base.margin}; kNN prediction with K_p = {base.k_predict}.",
+        f"margin {base.margin}; kNN prediction with K_p = {base.k_predict}; "
+        + (
+            "the plain rule (majority vote, argmax)."
+            if base.decision == "plain"
+            else f"a decision rule chosen on the validation part for {base.decision_metric} "
+            "(kNN-basic, NCA and LMNN: the plain vote)."
+        ),
         "",
         "## Table 3 layout (mean ± std over seeds, %)",
         "",

@@ -1,4 +1,6 @@
-"""One method on one split of a feature set: fit or train, score the test part, keep a run dir."""
+"""One method on one split of a feature set, as a run directory: the kNN-basic / NCA / LMNN
+baselines fitted here, every registered method that runs on vectors trained and scored by
+``run_training.train`` (the image pipeline, with the MLP as its backbone)."""
 
 from __future__ import annotations
 
@@ -6,19 +8,26 @@ import os
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 from medknn.errors import ConfigError, did_you_mean
 from medknn.evaluation import classification_metrics
 from medknn.features.metric_knn import LINEAR_METHODS, make_metric_knn
-from medknn.features.mlp_training import score_test_part, train_mlp
 from medknn.features.parts import FeatureParts
-from medknn.io import atomic_write_json, atomic_write_text, read_json
-from medknn.methods import get_method, list_methods
-from medknn.runs import RunDir, TrainConfig
-from medknn.runs.config import check_same_settings
-from medknn.runs.device import resolve_device
+from medknn.io import atomic_write_json, read_json
+from medknn.methods import list_methods
+from medknn.run_training import train
+from medknn.runs import RunDir, TrainConfig, run_lock
+from medknn.runs.prepare import save_data_record
+from medknn.runs.run_claim import (
+    check_run_dir,
+    clear_never_trained,
+    is_complete,
+    more_epochs_asked,
+    write_config,
+)
+from medknn.runs.run_manifest import manifest_path
+from medknn.runs.training_data import check_runs_on_vectors, vector_config, vector_tta
 from medknn.training.reproducible import reproducible
 
 # The paper's Table 3 columns, in its order, with its names.
@@ -30,8 +39,6 @@ TABLE3_LABELS = {
     "ce": "MLP+CE",
     "deepknn": "MLP+deep-kNN",
 }
-# Options that may differ when an interrupted run is resumed.
-RESUMABLE_CHANGES = {"device", "num_workers", "threads", "deterministic"}
 
 
 def feature_method_label(method: str) -> str:
@@ -45,18 +52,25 @@ def check_feature_method(method: str) -> None:
     MLP takes the backbone's place); any other registered method is refused with its reason."""
     if method in LINEAR_METHODS:
         return
-    on_vectors = [s.name for s in list_methods() if s.vector_problem is None]
     if method not in {s.name for s in list_methods()}:
+        on_vectors = [s.name for s in list_methods() if s.vector_problem is None]
         raise ConfigError(
             f"Method {method!r} does not run on feature vectors. "
             + did_you_mean(method, (*LINEAR_METHODS, *on_vectors))
         )
-    problem = get_method(method).vector_problem
-    if problem is not None:
-        raise ConfigError(
-            f"Method {method!r} does not run on feature vectors: {problem}. Methods that do: "
-            f"{', '.join((*LINEAR_METHODS, *on_vectors))}."
-        )
+    check_runs_on_vectors(method, also=LINEAR_METHODS)
+
+
+def feature_method_config(method: str, config: TrainConfig) -> TrainConfig:
+    """``config`` for ``method`` on vectors, as its ``config.yaml`` records it. A registered
+    method is a vector run of ``run_training.train`` (``vector_config``: the MLP, no TTA; its
+    ``decision`` honoured like an image run's). The linear baselines are scored by their kNN's
+    plain vote without TTA: recorded as ``decision: plain`` (an explicit TTA is refused)."""
+    check_feature_method(method)
+    config = config.replace(method=method)
+    if method in LINEAR_METHODS:
+        return config.replace(decision="plain", tta=vector_tta(config))
+    return vector_config(config)
 
 
 def run_feature_method(
@@ -68,39 +82,47 @@ def run_feature_method(
     progress: bool = True,
     console: Console | None = None,
 ) -> dict:
-    """Fit (``knn-basic``/``nca``/``lmnn``) or train (an MLP with a registered objective) on the
-    training part, score the test part, and return its metrics (Acc, MCR, RS, ...).
+    """Fit (``knn-basic``/``nca``/``lmnn``) or train (an MLP with a registered objective,
+    ``run_training.train(config, out, data=parts)``) on the training part, score the test
+    part, and return its metrics (Acc, MCR, RS, ...).
 
-    ``out`` becomes a run directory (``config.yaml``, ``metrics.json``, ``status.json``; for the
-    MLP also the weights, history and kNN index). A finished run is read back, not redone; an
-    interrupted MLP run resumes from its last epoch. The config's ``threads`` and
-    ``deterministic`` hold while it runs (``training/reproducible.py``).
+    ``out`` becomes a run directory, claimed as an image run's is (``runs/run_claim.py``): a
+    finished run is read back, not redone; other settings are refused; an interrupted MLP run
+    resumes from its last epoch. The config's ``threads`` and ``deterministic`` hold while it
+    runs (``training/reproducible.py``).
     """
-    with reproducible(config.threads, config.deterministic):
-        return _run_feature_method(method, parts, config, out, progress=progress, console=console)
-
-
-def _run_feature_method(
-    method: str,
-    parts: FeatureParts,
-    config: TrainConfig,
-    out: str | os.PathLike,
-    *,
-    progress: bool,
-    console: Console | None,
-) -> dict:
     console = console or Console(stderr=True, quiet=not progress)
-    check_feature_method(method)
-    config = config.replace(method=method)
+    config = feature_method_config(method, config)
     run_dir = RunDir(Path(out))
-    _claim(run_dir, config)
-    if run_dir.status.exists() and run_dir.metrics.exists():
-        console.print(f"{run_dir.path} is already complete; reusing its metrics.", markup=False)
-        return read_json(run_dir.metrics)
-    started = time.perf_counter()
-    torch.manual_seed(config.seed)
-    notes: dict = {}
     if method in LINEAR_METHODS:
+        with reproducible(config.threads, config.deterministic):
+            return _fit_baseline(method, parts, config, run_dir, console)
+    earlier = _finished_before_one_pipeline(run_dir, config)
+    if earlier is not None:
+        console.print(f"{run_dir.path} is already complete; reusing its metrics.", markup=False)
+        return earlier
+    run = train(config, run_dir.path, data=parts, progress=progress, console=console)
+    return read_json(run.run_dir.metrics)
+
+
+def _fit_baseline(
+    method: str, parts: FeatureParts, config: TrainConfig, run_dir: RunDir, console: Console
+) -> dict:
+    """Fit the linear metric and its kNN on the training part and score the test part, into
+    ``run_dir`` (``config.yaml``, ``split.json``, ``data.json``, ``metrics.json``,
+    ``status.json``); there is no network, so nothing else."""
+    with run_lock(run_dir.path):
+        is_new = check_run_dir(run_dir, config)
+        # The fit does not depend on epochs: a finished fit is reused whatever epochs are asked.
+        if is_complete(run_dir) and run_dir.metrics.exists():
+            console.print(f"{run_dir.path} is already complete; reusing its metrics.", markup=False)
+            return read_json(run_dir.metrics)
+        if is_new:
+            clear_never_trained(run_dir)
+        else:
+            run_dir.remove_partial_writes()
+        started = time.perf_counter()
+        # Built before anything is written: a refused option leaves no run directory behind.
         model = make_metric_knn(
             method,
             num_features=parts.dim,
@@ -108,42 +130,41 @@ def _run_feature_method(
             num_train=parts.size("train"),
             options=config.method_options,
             random_state=config.seed,
-        ).fit(parts.features["train"], parts.labels("train"))
+        )
+        write_config(run_dir, config)
+        save_data_record(parts, config, run_dir)
+        model.fit(parts.features["train"], parts.labels("train"))
         test = parts.features["test"]
-        predicted, proba = model.predict(test), model.predict_proba(test)
-        if "metric" in model.named_steps:
-            notes["fit_samples"] = model.named_steps["metric"].n_fit_samples_
         metrics = classification_metrics(
             parts.labels("test"),
-            predicted,
-            proba=proba,
+            model.predict(test),
+            proba=model.predict_proba(test),
             class_names=parts.class_names,
             train_counts=parts.class_counts("train"),
         )
-    else:
-        spec, device = get_method(method), resolve_device(config.device)
-        network = train_mlp(
-            spec, parts, config, run_dir, device=device, progress=progress, console=console
+        metrics.update(method=method, seed=config.seed)
+        if "metric" in model.named_steps:
+            metrics["fit_samples"] = model.named_steps["metric"].n_fit_samples_
+        atomic_write_json(run_dir.metrics, metrics)
+        atomic_write_json(
+            run_dir.status,
+            {"status": "complete", "wall_seconds": round(time.perf_counter() - started, 1)},
         )
-        metrics, knn = score_test_part(network, spec, parts, config, device)
-        if knn is not None:
-            knn.save(run_dir.knn)
-    metrics.update(method=method, seed=config.seed, **notes)
-    atomic_write_json(run_dir.metrics, metrics)
-    atomic_write_json(
-        run_dir.status,
-        {"status": "complete", "wall_seconds": round(time.perf_counter() - started, 1)},
-    )
-    return metrics
+        return metrics
 
 
-def _claim(run_dir: RunDir, config: TrainConfig) -> None:
-    """Write ``config.yaml`` in a new run dir; refuse one that holds other settings."""
-    if run_dir.config.exists():
-        check_same_settings(run_dir.config, config, resumable=RESUMABLE_CHANGES, run=run_dir.path)
-        return
-    if run_dir.path.exists() and any(run_dir.path.iterdir()):
+def _finished_before_one_pipeline(run_dir: RunDir, config: TrainConfig) -> dict | None:
+    """The metrics of an MLP run finished by medknn's own feature-vector training, before such
+    runs went through ``run_training.train``, once its settings are checked; None for any
+    other directory. It has no ``data.json`` and no manifest, so it cannot be loaded as a
+    ``TrainedRun``; its ``config.yaml`` is read with the plain rule it was scored with
+    (``TrainConfig.load_saved``)."""
+    if not is_complete(run_dir) or run_dir.data.exists() or manifest_path(run_dir).exists():
+        return None
+    check_run_dir(run_dir, config)
+    if more_epochs_asked(run_dir, config):
         raise ConfigError(
-            f"{run_dir.path} exists and is not a medknn run. Choose an empty or new --out."
+            f"{run_dir.path} is a finished run of an earlier medknn that cannot train on; keep "
+            "its epochs, or train into a new --out."
         )
-    atomic_write_text(run_dir.config, config.to_yaml())
+    return read_json(run_dir.metrics)

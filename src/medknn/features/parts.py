@@ -9,7 +9,7 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from torch.utils.data import TensorDataset
 
-from medknn.data import Split
+from medknn.data import ImageTable, Split
 from medknn.errors import ConfigError
 from medknn.features.feature_set import FeatureSet
 from medknn.methods import MethodSpec
@@ -18,14 +18,14 @@ from medknn.runs.training_data import Part
 
 @dataclass(frozen=True)
 class FeatureParts:
-    """Standardised features, labels, table rows and ids of each part of one split: the
-    feature-vector kind of ``medknn.runs.training_data.TrainingData``."""
+    """Standardised features of each part of one split, with the rows' table (labels, ids,
+    groups; no images) and the split: the feature-vector kind of
+    ``medknn.runs.training_data.TrainingData``. The table and split are those an image run
+    keeps, so a vector run's ``split.json`` and ``data.json`` are written by the same code."""
 
     features: dict[str, np.ndarray]
-    part_labels: dict[str, np.ndarray]
-    rows: dict[str, np.ndarray]
-    part_ids: dict[str, list[str]]
-    class_names: list[str]
+    table: ImageTable
+    split: Split
 
     @classmethod
     def from_split(cls, feature_set: FeatureSet, split: Split) -> FeatureParts:
@@ -38,30 +38,37 @@ class FeatureParts:
                 part: scaler.transform(feature_set.features[r]).astype(np.float32)
                 for part, r in rows.items()
             },
-            part_labels={part: feature_set.labels[r] for part, r in rows.items()},
-            rows=rows,
-            part_ids={part: [feature_set.ids[i] for i in r] for part, r in rows.items()},
-            class_names=list(feature_set.class_names),
+            table=feature_set.table(),
+            split=split,
         )
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.table.class_names)
 
     @property
     def dim(self) -> int:
         return self.features["train"].shape[1]
 
+    @property
+    def in_features(self) -> int:
+        """The length of one input vector: the MLP backbone's input size."""
+        return self.dim
+
     def size(self, part: Part) -> int:
-        return len(self.rows[part])
+        return len(self.indices(part))
 
     def indices(self, part: Part) -> np.ndarray:
-        return self.rows[part]
+        return getattr(self.split, part)
 
     def labels(self, part: Part) -> np.ndarray:
-        return self.part_labels[part]
+        return self.table.labels[self.indices(part)]
 
     def ids(self, part: Part) -> list[str]:
-        return self.part_ids[part]
+        return [self.table.ids[i] for i in self.indices(part)]
 
     def class_counts(self, part: Part = "train") -> np.ndarray:
-        return np.bincount(self.labels(part), minlength=len(self.class_names))
+        return self.table.class_counts(self.indices(part))
 
     def cluster_features(self, positions: np.ndarray) -> np.ndarray:
         """The training vectors themselves: the ``cluster`` sampler groups them by k-means."""

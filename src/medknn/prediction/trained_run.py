@@ -91,7 +91,13 @@ class TrainedRun:
         config = TrainConfig.load_saved(run_dir.config)
         spec = get_method(config.method)
         class_names = _class_names(run_dir.data)
-        network = build_network(config, spec, len(class_names), load_weights=False)
+        network = build_network(
+            config,
+            spec,
+            len(class_names),
+            load_weights=False,
+            in_features=_in_features(run_dir.data),
+        )
         try:
             network.load_state_dict(load_tensors(run_dir.model))
         except Exception as error:  # safetensors and torch report damage as several types
@@ -233,6 +239,14 @@ def _class_names(path: Path) -> list[str]:
             "copy the run again, or retrain it."
         )
     return names
+
+
+def _in_features(path: Path) -> int | None:
+    """A feature-vector run's input length (its MLP's first layer); None for image runs."""
+    value = read_json(path).get("in_features")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise DataError(f"{path}: in_features must be a whole number >= 1, got {value!r:.40}.")
+    return value
 
 
 def _first_line(error: Exception) -> str:

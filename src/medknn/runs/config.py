@@ -48,6 +48,12 @@ OPTIONS_BEFORE_THE_RECIPE: dict[str, Any] = {
     "tta": "none",
     "memory_format": "contiguous",
 }
+# Feature-vector runs (backbone: mlp) were scored with their method's plain rule and no TTA
+# until they went through run_training.train, whatever their config.yaml says: from the day
+# `decision` and `tta` existed it recorded their defaults, decision: validated and tta: auto.
+# A vector run's config has recorded tta: none since (runs.training_data.vector_config), so
+# any other tta marks one of the older runs, read back as it was scored.
+VECTOR_RUNS_BEFORE_THE_PIPELINE = {"decision": "plain", "tta": "none"}
 
 
 @dataclass
@@ -326,9 +332,12 @@ class TrainConfig:
     @classmethod
     def load_saved(cls, path: str | Path) -> TrainConfig:
         """A run's saved ``config.yaml``: options it predates take the values it trained with
-        (``OPTIONS_BEFORE_THE_RECIPE``), not today's defaults."""
-        values = _read_mapping(Path(path))
-        return cls.from_dict({**OPTIONS_BEFORE_THE_RECIPE, **values}, source=str(path))
+        (``OPTIONS_BEFORE_THE_RECIPE``), not today's defaults; a feature-vector run from before
+        vector runs honoured ``decision`` reads the plain rule it was scored with."""
+        values = {**OPTIONS_BEFORE_THE_RECIPE, **_read_mapping(Path(path))}
+        if values.get("backbone") == "mlp" and values.get("tta") != "none":
+            values.update(VECTOR_RUNS_BEFORE_THE_PIPELINE)
+        return cls.from_dict(values, source=str(path))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

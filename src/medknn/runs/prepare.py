@@ -46,6 +46,10 @@ class PreparedData:
     def class_names(self) -> list[str]:
         return list(self.table.class_names)
 
+    @property
+    def in_features(self) -> None:
+        return None  # images: the backbone decides its input
+
     def indices(self, part: Part) -> np.ndarray:
         return getattr(self.split, part)
 
@@ -155,10 +159,13 @@ def whole_data(config: TrainConfig, *, progress: bool = True) -> PreparedData:
     return PreparedData(table, images, everything, config.image_size)
 
 
-def save_data_record(prepared: PreparedData, config: TrainConfig, run_dir: RunDir) -> None:
-    """Write ``split.json`` (once: a run keeps its split) and the ``data.json`` summary."""
+def save_data_record(prepared: TrainingData, config: TrainConfig, run_dir: RunDir) -> None:
+    """Write ``split.json`` (once: a run keeps its split) and the ``data.json`` summary, for
+    images and feature vectors alike."""
     run_dir.create()
-    if not run_dir.split.exists():
+    if run_dir.split.exists():
+        _check_saved_split(prepared, run_dir)
+    else:
         atomic_write_json(run_dir.split, prepared.split.to_dict(prepared.table))
     summary = describe_data(prepared)
     if config.shots is not None:
@@ -169,6 +176,19 @@ def save_data_record(prepared: PreparedData, config: TrainConfig, run_dir: RunDi
     refresh_manifest(run_dir, run_dir.data)
 
 
+def _check_saved_split(prepared: TrainingData, run_dir: RunDir) -> None:
+    """A resumed run trains and is scored on the split it started with. Images are split from
+    ``split.json`` itself; data handed in already split (feature vectors) must match it."""
+    saved = Split.from_dict(read_json(run_dir.split), prepared.table)
+    for part in ("train", "val", "test"):
+        if not np.array_equal(getattr(saved, part), prepared.indices(part)):
+            raise DataError(
+                f"{run_dir.path} was started on another split of its data (its {part} part "
+                f"differs from {run_dir.split.name}). Split it as before (the same seed, "
+                "split_seed and split options), or train into a new --out."
+            )
+
+
 def _same_json(path: Path, value: dict) -> bool:
     try:
         return read_json(path) == json.loads(json.dumps(value, default=str))
@@ -176,10 +196,11 @@ def _same_json(path: Path, value: dict) -> bool:
         return False
 
 
-def describe_data(prepared: PreparedData) -> dict:
-    """The data summary saved with a run: classes, counts per split, unreadable images."""
+def describe_data(prepared: TrainingData) -> dict:
+    """The data summary saved with a run: classes, counts per split, unreadable images; for
+    feature vectors their length (``in_features``), which loading the run's MLP needs."""
     names = prepared.class_names
-    return {
+    summary = {
         "name": prepared.table.name,
         "source": prepared.table.source,
         "class_names": names,
@@ -190,6 +211,9 @@ def describe_data(prepared: PreparedData) -> dict:
         },
         "skipped_images": dict(prepared.table.dropped),
     }
+    if prepared.in_features is not None:
+        summary["in_features"] = prepared.in_features
+    return summary
 
 
 def check_class_sizes(prepared: TrainingData, *, needed: int, method: str, why: str) -> None:

@@ -9,8 +9,8 @@ from medknn.errors import ConfigError
 from medknn.io import read_json
 from medknn.methods import get_method
 from medknn.runs.config import TrainConfig
-from medknn.runs.prepare import PreparedData
 from medknn.runs.run_dir import RunDir
+from medknn.runs.training_data import TrainingData
 
 
 def next_stage_config(config: TrainConfig, first_stage: Path) -> TrainConfig:
@@ -34,7 +34,7 @@ def next_stage_config(config: TrainConfig, first_stage: Path) -> TrainConfig:
     )
 
 
-def check_split_of_init_run(prepared: PreparedData, config: TrainConfig) -> None:
+def check_split_of_init_run(prepared: TrainingData, config: TrainConfig) -> None:
     """Refuse a run whose test images were training or validation images of its ``--init-from``
     run on the same data: the backbone it starts from would have seen (or been chosen on) them."""
     source = RunDir(Path(config.init_from or ""))
@@ -45,8 +45,7 @@ def check_split_of_init_run(prepared: PreparedData, config: TrainConfig) -> None
         return  # another data set: a transfer, not a leak
     saved = read_json(source.split)
     seen = set(saved["train"]["ids"]) | set(saved["val"]["ids"])
-    test = prepared.split.to_dict(prepared.table)["test"]["ids"]
-    leaked = [image for image in test if image in seen]
+    leaked = [image for image in prepared.ids("test") if image in seen]
     if leaked:
         raise ConfigError(
             f"{len(leaked)} test images of this run (e.g. {leaked[0]!r}) were training or "
