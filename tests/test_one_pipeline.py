@@ -245,6 +245,9 @@ def test_a_vector_run_writes_the_files_of_an_image_run(
     metrics = read_json(RunDir(run.path).metrics)
     assert metrics["n"] == len(vectors.indices("test")) and metrics["tta"] == "none"
     assert set(read_json(RunDir(deepknn_run).metrics)) == set(metrics)
+    # It predicts no image file: refused by name, not an input-shape error from inside torch.
+    with pytest.raises(ConfigError, match="trained on feature vectors"):
+        run.predict_files([tmp_path / "any.png"])
 
 
 def test_a_vector_run_is_reused_resumed_and_refused_like_an_image_run(

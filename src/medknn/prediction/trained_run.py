@@ -114,12 +114,20 @@ class TrainedRun:
         decision = DecisionRule.load(run_dir.path)
         return cls(run_dir, config, spec, network, knn, class_names, decision)
 
+    def _refuse_if_vectors(self) -> None:
+        if self.config.backbone == "mlp":  # what a feature-vector run records (vector_config)
+            raise ConfigError(
+                f"Run {self.path} was trained on feature vectors, not images: it cannot predict "
+                "image files. Score it with `medknn evaluate RUN`, or train on images."
+            )
+
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         return backbone_normalization(self.network.backbone)
 
     @torch.no_grad()
     def predict_arrays(self, images: np.ndarray, sources: list[str]) -> list[Prediction]:
         """Predict decoded uint8 images (N×S×S×C at the run's cache size) with evidence."""
+        self._refuse_if_vectors()
         mean, std = self.normalization()
         transform = build_transforms(self.config.image_size, train=False, mean=mean, std=std)
         batch = torch.stack([transform(torch.from_numpy(im).permute(2, 0, 1)) for im in images])
@@ -158,6 +166,7 @@ class TrainedRun:
         done: memory stays flat however many files there are. Every path is checked first."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"batch_size={batch_size!r} must be a whole number >= 1, e.g. 32.")
+        self._refuse_if_vectors()
         folders = [str(p) for p in paths if Path(p).is_dir()]
         if folders:
             raise DataError(
