@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -364,3 +365,30 @@ def test_bf16_autocast_trains_float32_weights_differently(
     assert np.isfinite(medknn.history(rounded.path)[0]["loss"])
     with pytest.raises(medknn.ConfigError, match="precision"):
         TrainConfig(data="x", precision="fp16")
+
+
+def test_a_run_saved_before_the_recipe_still_loads_predicts_evaluates_and_reports(
+    deepknn_run: Path, png_files: list[Path], tmp_path: Path
+) -> None:
+    # A run directory as medknn wrote it before the recipe (the reproductions in docs/results):
+    # no decision rule, no manifest, and a config.yaml without the options
+    # added since, which are read back with the values it trained with.
+    old = tmp_path / "old-run"
+    shutil.copytree(deepknn_run, old)
+    for name in ("decision.json", "manifest.json"):
+        (old / name).unlink()
+    config = yaml.safe_load((old / "config.yaml").read_text())
+    newer = set(OPTIONS_BEFORE_THE_RECIPE) | {"memory_format", "precision", "threads"}
+    (old / "config.yaml").write_text(
+        yaml.safe_dump({k: v for k, v in config.items() if k not in newer})
+    )
+
+    run = medknn.load_run(old)
+    assert run.decision is None and run.tta == "none" and run.config.decision == "plain"
+    assert run.config.memory_format == "contiguous"
+    predictions = run.predict_files(png_files)
+    assert [len(p.neighbours) for p in predictions] == [run.knn.n_neighbors] * len(png_files)
+    metrics = medknn.evaluate(old, progress=False)
+    assert metrics["n"] == read_json(RunDir(deepknn_run).metrics)["n"]
+    assert "decision" not in metrics  # scored with the plain rule it was trained with
+    assert medknn.report(old, progress=False).is_file()
