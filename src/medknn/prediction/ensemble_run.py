@@ -5,7 +5,7 @@ nearest training cases kept as evidence."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,8 +100,20 @@ class EnsembleRun:
 
     def predict_arrays(self, images: np.ndarray, sources: list[str]) -> list[EnsemblePrediction]:
         """Decoded images at the members' common decode size (see TrainedRun.predict_arrays)."""
+        return self.predict_member_arrays([images] * len(self.members), sources)
+
+    def predict_member_arrays(
+        self, images: Sequence[np.ndarray], sources: list[str]
+    ) -> list[EnsemblePrediction]:
+        """The same images decoded once for each member, ``images[i]`` at member i's decode size
+        (members of other image sizes read an image at other sizes)."""
+        if len(images) != len(self.members):
+            raise ValueError(f"{len(images)} image batches for {len(self.members)} members")
         return self._combine_predictions(
-            [run.predict_arrays(images, sources) for run in self.members]
+            [
+                run.predict_arrays(batch, sources)
+                for run, batch in zip(self.members, images, strict=True)
+            ]
         )
 
     def _combine_predictions(self, per_member: list[list[Prediction]]) -> list[EnsemblePrediction]:
