@@ -162,3 +162,24 @@ def serve_service(deepknn_run: Path) -> Any:
     from medknn.serve import CaseService
 
     return CaseService.load(deepknn_run)
+
+
+@pytest.fixture(scope="session")
+def serve_ensemble_dir(
+    deepknn_run: Path, tiny_options: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A 2-member ensemble on the tiny split: ``deepknn_run`` (28 px) and a weighted-ce run at
+    32 px, so its members decode an upload at two sizes (shared: tests must not change it)."""
+    folder = tmp_path_factory.mktemp("ensemble")
+    other = folder / "weighted-ce-32"
+    medknn.train({**tiny_options, "method": "weighted-ce", "image_size": 32}, other, progress=False)
+    medknn.ensemble([deepknn_run, other], folder / "ensemble", progress=False)
+    return folder / "ensemble"
+
+
+@pytest.fixture(scope="session")
+def serve_ensemble_service(serve_ensemble_dir: Path) -> Any:
+    """The ``medknn serve`` service of ``serve_ensemble_dir`` (tests must not change it)."""
+    from medknn.serve import CaseService
+
+    return CaseService.load(serve_ensemble_dir)

@@ -168,3 +168,23 @@ def test_page_is_offline_and_sent_with_a_content_security_policy(client: TestCli
 def test_only_loopback_counts_as_local() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+
+
+def test_a_single_runs_answers_keep_their_shape(client: TestClient, png_files: list[Path]) -> None:
+    """Ensembles add members and agreement; a single run's answers stay as clients know them."""
+    info = client.get("/api/info").json()
+    assert set(info) == {
+        "run", "method", "backbone", "image_size", "classes", "neighbours",
+        "training_cases", "test_cases", "limits",
+    }  # fmt: skip
+    (prediction,) = client.post("/api/predict", files=[png_upload(png_files[0])]).json()[
+        "predictions"
+    ]
+    assert set(prediction) == {
+        "name", "label", "probability", "probabilities", "query_image", "neighbours",
+    }  # fmt: skip
+    assert set(prediction["neighbours"][0]) == {"id", "label", "distance", "thumbnail_url"}
+    (case,) = client.get("/api/test-cases", params={"limit": 1}).json()["cases"]
+    assert set(case) == {
+        "id", "true_label", "label", "probability", "correct", "image_url", "neighbours",
+    }  # fmt: skip

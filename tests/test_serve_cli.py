@@ -51,3 +51,14 @@ def test_serve_refuses_a_folder_that_is_no_run(tmp_path: Path, served: list) -> 
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])
     assert result.exit_code == 2 and "is not a medknn run" in result.output
     assert not served
+
+
+def test_serve_loads_an_ensemble(
+    serve_ensemble_dir: Path, served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MEDKNN_SERVE_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["serve", str(serve_ensemble_dir)])
+    assert result.exit_code == 0, result.output
+    (call,) = served
+    assert call["service"].ensemble and call["service"].trained.path == serve_ensemble_dir
+    assert len(call["service"].members) == 2

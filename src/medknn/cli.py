@@ -377,7 +377,7 @@ def ensemble(
 @app.command()
 @friendly
 def serve(
-    run: Annotated[Path, typer.Argument(help="A finished run directory.")],
+    run: Annotated[Path, typer.Argument(help="A finished run or ensemble directory.")],
     host: Annotated[str, typer.Option(help="Address to bind; keep 127.0.0.1 unless needed.")] = (
         "127.0.0.1"
     ),
@@ -390,7 +390,8 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve a web page and JSON API: an uploaded image's class and nearest training cases."""
+    """Serve a web page and JSON API: an uploaded image's class and nearest training cases (an
+    ensemble's class, with each member's label and nearest cases)."""
     from medknn.serve import CaseService, is_loopback, run_server  # FastAPI only when serving
 
     if not is_loopback(host):
