@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server_url(serve_service: CaseService) -> Iterator[str]:
+@contextmanager
+def serving(service: CaseService) -> Iterator[str]:
+    """uvicorn serving ``service`` on a free local port, in a thread; yields its URL."""
     port = free_port()
-    config = uvicorn.Config(
-        create_app(serve_service), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -49,9 +49,17 @@ def server_url(serve_service: CaseService) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server_url(serve_service: CaseService) -> Iterator[str]:
+    with serving(serve_service) as url:
+        yield url
 
 
 def chrome(window: tuple[int, int] = (1280, 900)) -> webdriver.Chrome:
@@ -168,3 +176,33 @@ def test_test_split_view_lists_cases_with_neighbours(
     assert sum(m.startswith("✓") for m in marks) == right
     assert browser.execute_script(ALL_IMAGES_LOADED, "article.test-case img")
     assert len(cards[0].find_elements(By.CSS_SELECTOR, "figure.neighbour")) == 3
+
+
+def test_an_ensemble_shows_its_class_and_one_evidence_row_per_member(
+    browser: webdriver.Chrome,
+    serve_ensemble_service: CaseService,
+    png_files: list[Path],
+) -> None:
+    expected = serve_ensemble_service.trained.predict_files(png_files)
+    names = [run.path.name for run in serve_ensemble_service.members]
+    with serving(serve_ensemble_service) as url:
+        browser.get(url + "/")
+        WebDriverWait(browser, 30).until(
+            lambda b: "ensemble of 2 runs" in b.find_element(By.ID, "run-info").text
+        )
+        browser.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in png_files))
+        cards = wait_for(browser, "article.prediction", len(png_files))
+        for card, want in zip(cards, expected, strict=True):
+            assert card.find_element(By.CSS_SELECTOR, ".predicted-label").text == want.label
+            rows = card.find_elements(By.CSS_SELECTOR, "section.member")
+            assert [r.find_element(By.CSS_SELECTOR, ".member-name").text for r in rows] == names
+            for row, member in zip(rows, want.members, strict=True):
+                assert row.find_element(By.CSS_SELECTOR, ".member-label").text == member.label
+                shown = row.find_elements(By.CSS_SELECTOR, "figure.neighbour")
+                labels = [n.get_attribute("data-label") for n in shown]
+                assert labels == [n.class_name for n in member.neighbours]
+        assert browser.execute_script(ALL_IMAGES_LOADED, "article.prediction img")
+        browser.get(url + "/#test")
+        cases = wait_for(browser, "article.test-case", 12)
+        assert len(cases[0].find_elements(By.CSS_SELECTOR, "section.member")) == 2
+        assert browser.execute_script(ALL_IMAGES_LOADED, "article.test-case img")

@@ -77,6 +77,25 @@ function neighbourList(neighbours) {
   return list;
 }
 
+// An ensemble's evidence: one row per member, its name, its own label and its nearest cases.
+function memberEvidence(members, agreement) {
+  const agree = agreement === null || agreement === undefined ? ""
+    : `${Math.round(100 * agreement)}% of the members agree · `;
+  const rows = members.map((m) => el("section", { class: "member" }, [
+    el("p", { class: "member-head" }, [
+      el("span", { class: "member-name", text: m.run }),
+      el("span", { class: "muted", text: ": " }),
+      el("span", { class: "label member-label", text: m.label }),
+      el("span", { class: "muted", text: `  p = ${m.probability.toFixed(2)}` }),
+    ]),
+    neighbourList(m.neighbours),
+  ]));
+  return el("div", { class: "members" }, [
+    el("div", { class: "muted", text: `${agree}each member's nearest training cases` }),
+    ...rows,
+  ]);
+}
+
 function probabilityBars(probabilities) {
   const grid = el("div", { class: "probs" });
   const sorted = Object.entries(probabilities).sort((a, b) => b[1] - a[1]);
@@ -99,7 +118,11 @@ function predictionCard(p) {
       image(p.query_image, null, `${p.name} as the model sees it`),
       el("div", { class: "name", text: p.name }),
     ]),
-    el("div", {}, [
+    el("div", {}, p.members ? [
+      verdict,
+      probabilityBars(p.probabilities),
+      memberEvidence(p.members, p.agreement),
+    ] : [
       verdict,
       probabilityBars(p.probabilities),
       el("div", { class: "muted", text: `${p.neighbours.length} nearest training cases` }),
@@ -140,7 +163,9 @@ function testCaseCard(c) {
       image(c.image, c.id, `${c.id} — truth ${c.true_label}`),
       el("div", { class: "name", text: c.id }),
     ]),
-    el("div", {}, [verdict, neighbourList(c.neighbours)]),
+    el("div", {}, [
+      verdict, c.members ? memberEvidence(c.members, c.agreement) : neighbourList(c.neighbours),
+    ]),
   ]);
 }
 
@@ -173,8 +198,12 @@ async function loadInfo() {
   try {
     info = await (await api("/api/info")).json();
     $("token-box").hidden = true;
-    $("run-info").textContent = `${info.method} · ${info.backbone} · ${info.image_size} px · ` +
-      `classes: ${info.classes.join(", ")} · ${info.training_cases} training cases`;
+    const model = info.ensemble
+      ? `ensemble of ${info.members.length} runs (${info.members.map((m) =>
+        `${m.run}: ${m.method}, ${m.backbone}, ${m.image_size} px`).join("; ")})`
+      : `${info.method} · ${info.backbone} · ${info.image_size} px`;
+    $("run-info").textContent = `${model} · classes: ${info.classes.join(", ")} · ` +
+      `${info.training_cases} training cases`;
   } catch (error) { showError(error.message); }
 }
 
