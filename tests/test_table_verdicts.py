@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import yaml
 from conftest import load_benchmark_script
+
+from medknn.benchmark import load_benchmark_file
+from medknn.runs import TrainConfig
 
 
 def _records(values: dict[str, list[float]], metric: str) -> list[dict]:
@@ -159,3 +165,54 @@ def test_every_verdict_line_on_the_results_pages_is_printed_by_the_script() -> N
         ]
         missing = [line for line in quoted if line not in printed]
         assert not missing, f"{path.name}: {missing[:2]}"
+
+
+OFFICIAL_SPECS = ("official_breastmnist_main_methods", "official_dermamnist_main_methods")
+
+
+def test_quality_table_names_paper_like_runs_and_compares_them_with_the_baselines() -> None:
+    table = load_benchmark_script("quality_table")
+    specs = Path(__file__).resolve().parents[1] / "benchmarks" / "specs"
+    for name in OFFICIAL_SPECS:  # issue 19's official splits: every entry is paper-like
+        base, entries, _ = load_benchmark_file(specs / f"{name}.yaml")
+        for entry in entries:
+            config = TrainConfig.from_dict({**base, **entry.overrides, "method": entry.method})
+            assert table.setting(config) == "paper settings", (name, entry.label)
+    assert table.setting(TrainConfig()) == "recipe"  # medknn's defaults
+    assert table.setting(TrainConfig(backbone_lr_scale=0.3)) == "recipe"  # the earlier recipe
+    labels = ["frozen + logistic regression", "frozen + kNN", "deepknn (paper settings)"]
+    assert table.comparisons(labels) == [
+        ("deepknn (paper settings)", "frozen + kNN"),
+        ("deepknn (paper settings)", "frozen + logistic regression"),
+    ]
+
+
+def _fake_run(run: Path, config: TrainConfig, epochs: int, stage1_epochs: int = 0) -> None:
+    for folder, count in ((run, epochs), (run / "stage1", stage1_epochs)):
+        if count:
+            folder.mkdir(parents=True)
+            (folder / "config.yaml").write_text(yaml.safe_dump(config.to_dict()))
+            (folder / "history.json").write_text(json.dumps([{"epoch": e} for e in range(count)]))
+            (folder / "status.json").write_text(json.dumps({"status": "complete"}))
+
+
+def test_quality_table_states_each_rows_budget_when_the_rows_differ(tmp_path: Path) -> None:
+    table = load_benchmark_script("quality_table")
+    lite0 = TrainConfig(data="breastmnist", image_size=64, batch_size=98)
+    _fake_run(tmp_path / "knn-imagenet" / "seed0", lite0, 1)
+    _fake_run(tmp_path / "deepknn" / "seed0", lite0, 96)
+    _fake_run(tmp_path / "supcon" / "seed0", lite0.replace(batch_size=96), 66, stage1_epochs=66)
+    small = lite0.replace(backbone="mobilenetv3_small_100", image_size=28, batch_size=36)
+    _fake_run(tmp_path / "ce+bst-dm" / "seed0", small, 80)
+    assert table._budget(tmp_path, lite0) == (
+        "Budget per trained row: ce+bst-dm: mobilenetv3_small_100 at 28 px, 80 epochs, batch 36; "
+        "deepknn: tf_efficientnet_lite0 at 64 px, 96 epochs, batch 98; "
+        "supcon: tf_efficientnet_lite0 at 64 px, 66 + 66 (two stages) epochs, batch 96; "
+        "one thread of a 2-core CPU per run (wall seconds per run in the last column)."
+    )
+    for label in ("ce+bst-dm", "supcon"):  # one row left: the one-line budget as before
+        shutil.rmtree(tmp_path / label)
+    assert table._budget(tmp_path, lite0) == (
+        "Budget: tf_efficientnet_lite0 at 64 px, 96 epochs per trained run, batch 98, "
+        "one thread of a 2-core CPU per run (wall seconds per run in the last column)."
+    )
