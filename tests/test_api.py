@@ -15,7 +15,7 @@ from PIL import Image
 
 import medknn
 import medknn.run_training
-from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark
+from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark, select_entries
 from medknn.errors import ConfigError
 from medknn.io import load_tensors, read_json
 from medknn.methods import get_method
@@ -286,3 +286,17 @@ def test_benchmark_file_lists_entries_with_overrides(tmp_path: Path) -> None:
     path.write_text("base: {}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="'methods' list"):
         load_benchmark_file(path)
+
+
+def test_methods_beside_a_spec_pick_its_entries_with_their_options() -> None:
+    entries = [
+        BenchmarkEntry("deepknn", "deepknn"),
+        BenchmarkEntry("triplet m=0.5", "triplet", {"margin": 0.5}),
+        BenchmarkEntry("triplet m=0.1", "triplet", {"margin": 0.1}),
+    ]
+    # By label (options kept), by method (every entry of it), a method the spec lacks (bare).
+    assert select_entries(entries, ["triplet m=0.5"]) == [entries[1]]
+    assert select_entries(entries, ["triplet", "deepknn"]) == [*entries[1:], entries[0]]
+    assert select_entries(entries, ["ce"]) == [BenchmarkEntry("ce", "ce")]
+    with pytest.raises(ConfigError, match=r"'tripplet'.*deepknn, triplet m=0.5, triplet m=0.1"):
+        select_entries(entries, ["tripplet"])

@@ -98,6 +98,29 @@ def load_benchmark_file(path: str | Path) -> tuple[dict, list[BenchmarkEntry], l
     return dict(base), entries, list(seeds or [0])
 
 
+def select_entries(entries: Sequence[BenchmarkEntry], names: Sequence[str]) -> list[BenchmarkEntry]:
+    """The spec's entries named by ``names`` (``--methods`` beside ``--spec``), with their own
+    options: a name picks the entry of that label, else every entry of that method; a registered
+    method the spec does not hold is added bare. Anything else is refused naming the labels."""
+    chosen: list[BenchmarkEntry] = []
+    for name in names:
+        matches = [e for e in entries if e.label == name] or [
+            e for e in entries if e.method == name
+        ]
+        if not matches:
+            try:
+                get_method(name)
+            except ConfigError:
+                labels = ", ".join(e.label for e in entries) or "none"
+                raise ConfigError(
+                    f"--methods {name!r} is neither an entry of the spec (its labels: {labels}) "
+                    "nor a method; see `medknn methods`."
+                ) from None
+            matches = [BenchmarkEntry.parse(name)]
+        chosen.extend(m for m in matches if m not in chosen)
+    return chosen
+
+
 def _check_distinct_folders(entries: Sequence[BenchmarkEntry]) -> None:
     """Two labels that make one folder name would train into, and mix up, one run folder."""
     seen: dict[str, str] = {}

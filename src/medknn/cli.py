@@ -413,7 +413,13 @@ def benchmark(
     spec: Annotated[
         Path | None, typer.Option("--spec", help="Benchmark YAML: base, methods, seeds.")
     ] = None,
-    methods: Annotated[str | None, typer.Option(help="Comma-separated method names.")] = None,
+    methods: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated method names; with --spec, its entries by label or method "
+            "(with their own options)."
+        ),
+    ] = None,
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")] = None,
     data: Data = None,
     backbone: Backbone = None,
@@ -432,7 +438,7 @@ def benchmark(
     quiet: NoProgress = False,
 ) -> None:
     """Methods × seeds on one data set → mean ± std per metric (results.md/.csv in --out)."""
-    from medknn.benchmark import BenchmarkEntry, load_benchmark_file, run_benchmark
+    from medknn.benchmark import load_benchmark_file, run_benchmark, select_entries
 
     base, entries, seed_list = ({}, [], [0])
     if spec is not None:
@@ -450,9 +456,7 @@ def benchmark(
         shots=shots,
     )
     if methods:
-        entries = [
-            BenchmarkEntry.parse(name.strip()) for name in methods.split(",") if name.strip()
-        ]
+        entries = select_entries(entries, [n.strip() for n in methods.split(",") if n.strip()])
     if not entries:
         raise ConfigError("Name the methods: --methods deepknn,triplet or a --spec file.")
     if seeds:
