@@ -170,7 +170,9 @@ def _cell(row: dict, column: str) -> str:
     mean, std = row["mean"].get(column), row["std"].get(column)
     if mean is None:
         return "–"
-    return f"{mean:.3f}" if not std else f"{mean:.3f} ± {std:.3f}"
+    # One seed, or seeds that agree (the frozen baselines' features are the same for every seed):
+    # no ± at all, whatever the float rounding of a zero spread.
+    return f"{mean:.3f}" if not std or std < 5e-4 else f"{mean:.3f} ± {std:.3f}"
 
 
 def render(bench: Path, records: list[dict]) -> str:
