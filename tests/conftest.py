@@ -127,6 +127,20 @@ def train_tiny(tiny_options: dict[str, Any]) -> Callable[..., TrainedRun]:
     return train
 
 
+@pytest.fixture
+def runs_of_two_splits(
+    tmp_path: Path, train_tiny: Callable[..., TrainedRun], make_image_folder: Callable[..., Path]
+) -> list[TrainedRun]:
+    """Two tiny runs of one image folder whose seeds draw two different stratified splits."""
+    folder = make_image_folder(tmp_path / "folder", {"a": 12, "b": 12, "c": 12})
+    return [
+        train_tiny(
+            tmp_path / f"r{s}", data=str(folder), data_options={}, seed=s, split="stratified"
+        )
+        for s in (0, 1)
+    ]
+
+
 @pytest.fixture(scope="session")
 def deepknn_run(tiny_options: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished deepknn run (shared: tests must not change it)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -122,15 +121,9 @@ def test_the_test_case_images_are_shared_by_all_members(
 
 
 def test_members_of_other_splits_are_refused_with_the_reason(
-    tmp_path: Path, train_tiny: Callable[..., TrainedRun], make_image_folder: Callable
+    tmp_path: Path, runs_of_two_splits: list[TrainedRun]
 ) -> None:
-    folder = make_image_folder(tmp_path / "folder", {"a": 12, "b": 12, "c": 12})
-    runs = [
-        train_tiny(
-            tmp_path / f"r{s}", data=str(folder), data_options={}, seed=s, split="stratified"
-        )
-        for s in (0, 1)
-    ]
+    runs = runs_of_two_splits
     # An ensemble.json written by hand (medknn ensemble refuses these runs).
     atomic_write_json(
         tmp_path / "ens" / "ensemble.json",

@@ -229,17 +229,11 @@ def test_an_ensemble_predicts_with_every_members_evidence(
 
 
 def test_runs_of_other_splits_cannot_form_an_ensemble(
-    tmp_path: Path, train_tiny: Callable, make_image_folder: Callable
+    tmp_path: Path, runs_of_two_splits: list
 ) -> None:
-    folder = make_image_folder(tmp_path / "folder", {"a": 12, "b": 12, "c": 12})
-    runs = [
-        train_tiny(
-            tmp_path / f"r{s}", data=str(folder), data_options={}, seed=s, split="stratified"
-        )
-        for s in (0, 1)
-    ]
     with pytest.raises(medknn.ConfigError, match="another split"):
-        medknn.ensemble([r.path for r in runs], tmp_path / "ens", progress=False)
+        paths = [r.path for r in runs_of_two_splits]
+        medknn.ensemble(paths, tmp_path / "ens", progress=False)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
