@@ -22,9 +22,9 @@ import medknn.run_training
 from medknn.errors import ConfigError, DataError, TrainingError
 from medknn.io import read_json
 from medknn.tuning import make_pruner, parse_budget
-from medknn.tuning.space import SearchTrial
+from medknn.tuning.space import SearchTrial, StudySettings
 from medknn.tuning.storage import Claim, load_study, open_storage
-from medknn.tuning.study import _EpochReporter
+from medknn.tuning.study import _enqueue_recipe, _EpochReporter
 
 METHODS = ["deepknn", "weighted-ce"]
 FIXED = {**TINY_OPTIONS, "data_options": {"class_names": CLASS_NAMES}}
@@ -168,6 +168,19 @@ def test_fixed_options_are_not_searched() -> None:
     assert search.suggest_float("ce+bst/weight", 0.1, 3.0) == 2.0
     assert 0.5 <= search.suggest_float("ce+bst/bst_margin", 0.5, 1.0) <= 1.0
     assert set(trial.params) == {"ce+bst/bst_margin"}
+
+
+@pytest.mark.parametrize(
+    ("methods", "first"),
+    [(["ce", "weighted-ce", "deepknn"], "deepknn"), (["ce", "weighted-ce"], "ce")],
+)
+def test_the_first_trial_is_the_readme_recipe_when_its_method_is_searched(
+    methods: list[str], first: str
+) -> None:
+    settings = StudySettings({}, {}, methods, "mcr", [32, 48, 64])
+    study = optuna.create_study()
+    _enqueue_recipe(study, settings)
+    assert study.ask().suggest_categorical("method", methods) == first
 
 
 def test_budget_too_small_for_one_trial_says_the_minimum(data: Path, tmp_path: Path) -> None:
