@@ -24,7 +24,7 @@ from medknn.io import read_json
 from medknn.tuning import make_pruner, parse_budget
 from medknn.tuning.space import SearchTrial, StudySettings
 from medknn.tuning.storage import Claim, load_study, open_storage
-from medknn.tuning.study import _enqueue_recipe, _EpochReporter
+from medknn.tuning.study import _enqueue_recipe, _EpochReporter, _OutOfBudget
 
 METHODS = ["deepknn", "weighted-ce"]
 FIXED = {**TINY_OPTIONS, "data_options": {"class_names": CLASS_NAMES}}
@@ -141,6 +141,32 @@ def test_a_nan_trial_is_pruned_and_an_interrupted_one_resumed(
     assert "pruned" in (out / "summary.md").read_text(encoding="utf-8")
 
 
+def test_a_trial_that_would_overrun_is_left_and_the_study_goes_on(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "study"
+    report = _EpochReporter.__call__
+
+    def overrunning_first(self: _EpochReporter, epoch: int, record: dict[str, float]) -> None:
+        report(self, epoch, record)
+        if self.trial.number == 0:
+            raise _OutOfBudget(estimate=10**6, elapsed=1.0)
+
+    monkeypatch.setattr(_EpochReporter, "__call__", overrunning_first)
+    result = _tune(data, out, trials=2)
+    monkeypatch.setattr(_EpochReporter, "__call__", report)
+    first, second = _study(out).trials
+    assert first.state.name == "RUNNING" and first.user_attrs["epoch_seconds"] > 0
+    assert second.state.name == "COMPLETE" and result.best_trial == 1
+    assert read_json(out / "result.json")["trials"] == {"stopped (budget)": 1, "complete": 1}
+    assert "| 0 | stopped (budget) |" in (out / "summary.md").read_text(encoding="utf-8")
+
+    finished = (out / "trials" / "1" / "status.json").stat().st_mtime_ns
+    _tune(data, out, trials=2)  # a rerun has time again: it resumes the stopped trial
+    assert [t.state.name for t in _study(out).trials] == ["COMPLETE", "COMPLETE"]
+    assert (out / "trials" / "1" / "status.json").stat().st_mtime_ns == finished
+
+
 def test_pruning_stops_a_trial_below_the_median() -> None:
     study = optuna.create_study(direction="maximize", pruner=make_pruner())
     for _ in range(3):
@@ -184,8 +210,9 @@ def test_the_first_trial_is_the_readme_recipe_when_its_method_is_searched(
 
 
 def test_budget_too_small_for_one_trial_says_the_minimum(data: Path, tmp_path: Path) -> None:
+    # Epochs fixed for every trial, so no cheaper trial fits in the second left either.
     with pytest.raises(ConfigError, match=r"too small for one trial.*at least --budget \d+m"):
-        _tune(data, tmp_path / "study", budget="1s", options={**FIXED, "epochs": 3})
+        _tune(data, tmp_path / "study", budget="1s", options={**FIXED, "epochs": 200})
 
 
 def test_a_damaged_storage_file_is_named(data: Path, tmp_path: Path) -> None:

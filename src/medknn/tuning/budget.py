@@ -13,6 +13,10 @@ from medknn.errors import ConfigError
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+# A trial's user attribute when it was stopped because it would overrun the budget: the deadline
+# of the command that stopped it, so that its other workers do not take it up again, while a
+# rerun (a new deadline) resumes it.
+STOPPED_FOR_BUDGET = "stopped_for_budget"
 SAFETY = 1.2  # a trial is started only if 1.2 × its estimate fits in the time left
 
 

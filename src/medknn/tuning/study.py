@@ -24,6 +24,7 @@ from medknn.runs import TrainConfig
 from medknn.runs.prepare import prepare_data
 from medknn.tuning.budget import (
     SAFETY,
+    STOPPED_FOR_BUDGET,
     TrialTiming,
     budget_flag,
     describe_seconds,
@@ -41,6 +42,7 @@ from medknn.tuning.storage import (
     FINISH_LOCK,
     Claim,
     check_name,
+    is_claimed_elsewhere,
     load_study,
     open_storage,
     storage_description,
@@ -339,7 +341,8 @@ class _Worker:
             trial, claim, adopted = taken
             outcome = self._run(trial, claim, adopted)
             failures = failures + 1 if outcome in ("failed", NOT_STARTED) else 0
-            if outcome == "out_of_budget" or failures >= MAX_FAILURES_IN_A_ROW:
+            # A trial stopped for the budget is not the end: a cheaper one may still fit.
+            if failures >= MAX_FAILURES_IN_A_ROW:
                 return
             self._update_bar()
 
@@ -356,6 +359,8 @@ class _Worker:
             for frozen in trials:
                 if frozen.state != TrialState.RUNNING:
                     continue
+                if frozen.user_attrs.get(STOPPED_FOR_BUDGET) == self.request.deadline:
+                    continue  # stopped by this command: for a rerun with more time
                 claim = Claim.take(self.out, frozen.number, create=False)
                 if claim is not None:
                     self._say(f"trial {frozen.number}: resuming its interrupted run")
@@ -397,10 +402,10 @@ class _Worker:
         )
 
     def _timings(self) -> list[TrialTiming]:
-        from optuna.trial import TrialState
-
+        """What earlier trials took, finished or not: pruned and budget-stopped trials measured
+        their epochs too, and an expensive setting must be known before one finishes."""
         timings = []
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        for t in self.study.get_trials(deepcopy=False):
             attrs = t.user_attrs
             if "epoch_seconds" in attrs:
                 timings.append(
@@ -446,11 +451,12 @@ class _Worker:
         left = self.request.deadline - time.time()
         if estimate is not None and estimate * SAFETY > left:
             if adopted:
+                trial.set_user_attr(STOPPED_FOR_BUDGET, self.request.deadline)
                 claim.release(finished=False)
                 self._say(
                     f"trial {number} needs about {describe_seconds(estimate)}: left for later"
                 )
-                return "out_of_budget"
+                return "stopped"
             trial.set_user_attr(NOT_STARTED, True)
             reason = (
                 f"not started: about {describe_seconds(estimate)}, {describe_seconds(left)} left"
@@ -479,7 +485,7 @@ class _Worker:
         except optuna.TrialPruned as pruned:
             return self._tell(trial, claim, TrialState.PRUNED, str(pruned), reporter=reporter)
         except _OutOfBudget as stop:
-            return self._out_of_budget(trial, claim, stop, config)
+            return self._out_of_budget(trial, claim, stop, config, reporter)
         except TrainingError as error:  # e.g. a NaN loss: recorded, not fatal
             return self._tell(trial, claim, TrialState.PRUNED, str(error), reporter=reporter)
         except (ConfigError, DataError) as error:
@@ -497,13 +503,29 @@ class _Worker:
             return self._tell(trial, claim, TrialState.PRUNED, reason, reporter=reporter)
         return self._tell(trial, claim, TrialState.COMPLETE, None, value=value, reporter=reporter)
 
-    def _out_of_budget(self, trial: Any, claim: Claim, stop: _OutOfBudget, config: Any) -> str:
-        """Leave the trial running and resumable; with no finished trial at all, the budget is
-        too small for one: say how long one takes."""
+    def _out_of_budget(
+        self, trial: Any, claim: Claim, stop: _OutOfBudget, config: Any, reporter: _EpochReporter
+    ) -> str:
+        """Leave the trial running and resumable by a rerun, its epoch time recorded for the
+        estimates, and go on to cheaper trials. When nothing has finished, nothing else is
+        running and not even the cheapest trial fits in the time left, the budget is too small
+        for one trial: say how long this one takes."""
         from optuna.trial import TrialState
 
+        trial.set_user_attr(STOPPED_FOR_BUDGET, self.request.deadline)
+        trial.set_user_attr("epoch_seconds", reporter.mean_epoch_seconds)
+        trial.set_user_attr("overhead_seconds", reporter.overhead_seconds())
         claim.release(finished=False)
-        if not self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        with study_lock(self.out):
+            trials = self.study.get_trials(deepcopy=False)
+            finished = any(t.state == TrialState.COMPLETE for t in trials)
+            running = any(
+                t.state == TrialState.RUNNING and is_claimed_elsewhere(self.out, t.number)
+                for t in trials
+            )
+        shortest = self._shortest_trial()
+        left = self.request.deadline - time.time()
+        if not finished and not running and (shortest is None or shortest * SAFETY > left):
             raise ConfigError(
                 f"--budget {self.request.budget_text} is too small for one trial: trial "
                 f"{trial.number} ({config.method}, {config.image_size} px) would take about "
@@ -513,9 +535,9 @@ class _Worker:
             )
         self._say(
             f"trial {trial.number} stopped: it would need about "
-            f"{describe_seconds(stop.estimate)}; rerunning the command resumes it"
+            f"{describe_seconds(stop.estimate)}; a rerun with more time resumes it"
         )
-        return "out_of_budget"
+        return "stopped"
 
     def _tell(
         self,

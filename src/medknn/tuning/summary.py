@@ -15,12 +15,26 @@ from rich.console import Console
 from medknn.errors import TrainingError
 from medknn.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from medknn.runs import TrainConfig
-from medknn.tuning.budget import describe_seconds
+from medknn.tuning.budget import STOPPED_FOR_BUDGET, describe_seconds
 from medknn.tuning.space import StudySettings
 from medknn.tuning.storage import is_claimed_elsewhere
 
 ENSEMBLE_SIZE = 3
 TEST_KEYS = ("accuracy", "mcr", "macro_f1", "auc")
+
+
+def trial_state(trial: Any) -> str:
+    """complete, pruned, failed, running, "not started" (it would not have fitted in the time
+    left) or "stopped (budget)" (it would have overrun it; a rerun resumes it)."""
+    from optuna.trial import TrialState
+
+    from medknn.tuning.study import NOT_STARTED
+
+    if trial.user_attrs.get(NOT_STARTED):
+        return "not started"
+    if trial.state == TrialState.RUNNING and trial.user_attrs.get(STOPPED_FOR_BUDGET):
+        return "stopped (budget)"
+    return trial.state.name.lower()
 
 
 def finish_study(
@@ -30,7 +44,7 @@ def finish_study(
     processes (the last of them to finish writes them); return the ``TuneResult``."""
     from optuna.trial import TrialState
 
-    from medknn.tuning.study import NOT_STARTED, TuneResult
+    from medknn.tuning.study import TuneResult
 
     trials = study.get_trials(deepcopy=False)
     running = [
@@ -76,7 +90,7 @@ def finish_study(
     )
     counts: dict[str, int] = {}
     for t in trials:
-        state = "not started" if t.user_attrs.get(NOT_STARTED) else t.state.name.lower()
+        state = trial_state(t)
         counts[state] = counts.get(state, 0) + 1
     summary = out / "summary.md"
     if running:
@@ -286,7 +300,7 @@ def _summary(
         epochs = len(t.intermediate_values) or "–"
         seconds = t.user_attrs.get("seconds")
         note = str(t.user_attrs.get("reason", "")).replace("|", "/")
-        state = "not started" if t.user_attrs.get("not_started") else t.state.name.lower()
+        state = trial_state(t)
         lines.append(
             f"| {t.number} | {state} | {t.params.get('method', '–')} | {_number(t.value)} | "
             f"{epochs} | {describe_seconds(seconds) if seconds else '–'} | {params} | {note} |"
