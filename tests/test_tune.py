@@ -23,8 +23,8 @@ from medknn.errors import ConfigError, DataError, TrainingError
 from medknn.io import read_json
 from medknn.tuning import make_pruner, parse_budget
 from medknn.tuning.space import SearchTrial, StudySettings
-from medknn.tuning.storage import Claim, load_study, open_storage
-from medknn.tuning.study import _enqueue_recipe, _EpochReporter, _OutOfBudget
+from medknn.tuning.storage import Claim, is_claimed_elsewhere, load_study, open_storage
+from medknn.tuning.study import _enqueue_recipe, _EpochReporter, _Orphaned, _OutOfBudget, _Worker
 
 METHODS = ["deepknn", "weighted-ce"]
 FIXED = {**TINY_OPTIONS, "data_options": {"class_names": CLASS_NAMES}}
@@ -185,6 +185,31 @@ def test_pruning_stops_a_trial_below_the_median() -> None:
     reporter = _EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
     with pytest.raises(optuna.TrialPruned, match="not a number"):
         reporter(0, {"seconds": 0.1, "val_mcr": float("nan")})
+
+
+def test_a_worker_whose_command_is_gone_stops(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trial = optuna.create_study().ask()
+    reporter = _EpochReporter(trial, "mcr", 1e12, 5, None, stop_if=lambda: True)
+    with pytest.raises(_Orphaned):
+        reporter(0, {"seconds": 0.1, "val_mcr": 0.5})
+    # Orphaned from its first epoch on: the trial is left running for a rerun, the worker ends.
+    monkeypatch.setattr(_Worker, "__init__", _orphaned_worker(_Worker.__init__))
+    with pytest.raises(TrainingError, match="No trial"):
+        _tune(data, tmp_path / "study", trials=2)
+    (left,) = _study(tmp_path / "study").trials
+    assert left.state.name == "RUNNING"
+    assert not is_claimed_elsewhere(tmp_path / "study", left.number)
+
+
+def _orphaned_worker(init: Any) -> Any:
+    def orphaned_after_one_check(self: _Worker, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        checks = iter([False])
+        self.orphaned = lambda: next(checks, True)
+
+    return orphaned_after_one_check
 
 
 def test_fixed_options_are_not_searched() -> None:

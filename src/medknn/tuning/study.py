@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,7 +288,15 @@ def _worker_process(request: TuneRequest, index: int, workers: int) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore")
-    _Worker(request, Console(stderr=True, quiet=True), None, threads=_threads(workers)).run()
+    parent = os.getppid()
+    worker = _Worker(
+        request,
+        Console(stderr=True, quiet=True),
+        None,
+        threads=_threads(workers),
+        orphaned=lambda: os.getppid() != parent,
+    )
+    worker.run()
 
 
 def _study(request: TuneRequest) -> Any:
@@ -308,6 +316,10 @@ class _OutOfBudget(Exception):
         self.elapsed = elapsed
 
 
+class _Orphaned(Exception):
+    """Raised from the epoch hook: the command that started this worker process is gone."""
+
+
 class _Worker:
     """Takes trials of the study one after another until the budget or the trial count ends."""
 
@@ -318,6 +330,7 @@ class _Worker:
         bar: _StudyProgress | None,
         *,
         threads: int | None,
+        orphaned: Callable[[], bool] | None = None,
     ) -> None:
         self.request = request
         self.out = Path(request.out)
@@ -325,6 +338,9 @@ class _Worker:
         self.console = console
         self.bar = bar
         self.threads = threads
+        # A worker process whose command was killed stops after its epoch, its trial left for
+        # the rerun, instead of training on beside the rerun's own workers.
+        self.orphaned = orphaned or (lambda: False)
 
     def run(self) -> None:
         if self.threads is not None:
@@ -334,7 +350,7 @@ class _Worker:
         self.study = _study(self.request)
         self._update_bar()
         failures = 0
-        while True:
+        while not self.orphaned():
             taken = self._next_trial()
             if taken is None:
                 return
@@ -474,6 +490,7 @@ class _Worker:
             epochs,
             estimate,
             on_epoch=lambda epoch: self._update_bar(f"trial {number} epoch {epoch}/{epochs}"),
+            stop_if=self.orphaned,
         )
         import optuna
 
@@ -486,6 +503,9 @@ class _Worker:
             return self._tell(trial, claim, TrialState.PRUNED, str(pruned), reporter=reporter)
         except _OutOfBudget as stop:
             return self._out_of_budget(trial, claim, stop, config, reporter)
+        except _Orphaned:
+            claim.release(finished=False)
+            return "orphaned"
         except TrainingError as error:  # e.g. a NaN loss: recorded, not fatal
             return self._tell(trial, claim, TrialState.PRUNED, str(error), reporter=reporter)
         except (ConfigError, DataError) as error:
@@ -610,10 +630,12 @@ class _EpochReporter:
         epochs: int,
         estimate: float | None,
         on_epoch: Any = None,
+        stop_if: Callable[[], bool] | None = None,
     ) -> None:
         self.trial, self.metric, self.deadline, self.epochs = trial, metric, deadline, epochs
         self.estimate = estimate
         self.on_epoch = on_epoch
+        self.stop_if = stop_if
         self.started = time.time()
         self.epoch_seconds: list[float] = []
         self.epochs_done = 0
@@ -628,6 +650,8 @@ class _EpochReporter:
     def __call__(self, epoch: int, record: dict[str, float]) -> None:
         import optuna
 
+        if self.stop_if is not None and self.stop_if():
+            raise _Orphaned
         self.epoch_seconds.append(float(record.get("seconds", 0.0)))
         self.epochs_done = epoch + 1
         if self.on_epoch is not None:
