@@ -24,7 +24,14 @@ from medknn.io import read_json
 from medknn.tuning import make_pruner, parse_budget
 from medknn.tuning.space import SearchTrial, StudySettings
 from medknn.tuning.storage import Claim, is_claimed_elsewhere, load_study, open_storage
-from medknn.tuning.study import _enqueue_recipe, _EpochReporter, _Orphaned, _OutOfBudget, _Worker
+from medknn.tuning.study import (
+    NOT_STARTED,
+    _enqueue_recipe,
+    _EpochReporter,
+    _Orphaned,
+    _OutOfBudget,
+    _Worker,
+)
 
 METHODS = ["deepknn", "weighted-ce"]
 FIXED = {**TINY_OPTIONS, "data_options": {"class_names": CLASS_NAMES}}
@@ -185,6 +192,25 @@ def test_pruning_stops_a_trial_below_the_median() -> None:
     reporter = _EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
     with pytest.raises(optuna.TrialPruned, match="not a number"):
         reporter(0, {"seconds": 0.1, "val_mcr": float("nan")})
+
+
+def test_trials_too_long_for_the_time_left_do_not_end_the_study(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _Worker._run
+    calls: list[int] = []
+
+    def five_too_long(self: _Worker, trial: Any, claim: Claim, adopted: bool) -> str:
+        calls.append(trial.number)
+        if len(calls) <= 5:  # as _run records a trial that would not fit in the time left
+            trial.set_user_attr(NOT_STARTED, True)
+            return self._tell(trial, claim, optuna.trial.TrialState.FAIL, "too long", quiet=True)
+        return run(self, trial, claim, adopted)
+
+    monkeypatch.setattr(_Worker, "_run", five_too_long)
+    _tune(data, tmp_path / "study", trials=1)
+    states = [t.state.name for t in _study(tmp_path / "study").trials]
+    assert states == ["FAIL"] * 5 + ["COMPLETE"]
 
 
 def test_a_worker_whose_command_is_gone_stops(

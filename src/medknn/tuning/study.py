@@ -56,6 +56,9 @@ NOT_STARTED = "not_started"
 PRUNER_STARTUP_TRIALS, PRUNER_WARMUP_EPOCHS = 3, 2
 TPE_STARTUP_TRIALS = 8
 MAX_FAILURES_IN_A_ROW = 3
+# Sampled trials that would not fit in the time left cost no time; the shortest trial still fits
+# (else the worker stops), so keep asking: the random start of a search is often too expensive.
+MAX_NOT_STARTED_IN_A_ROW = 25
 
 
 @dataclass(frozen=True)
@@ -349,16 +352,18 @@ class _Worker:
             torch.set_num_threads(self.threads)
         self.study = _study(self.request)
         self._update_bar()
-        failures = 0
+        failures = not_started = 0
         while not self.orphaned():
             taken = self._next_trial()
             if taken is None:
                 return
             trial, claim, adopted = taken
             outcome = self._run(trial, claim, adopted)
-            failures = failures + 1 if outcome in ("failed", NOT_STARTED) else 0
-            # A trial stopped for the budget is not the end: a cheaper one may still fit.
-            if failures >= MAX_FAILURES_IN_A_ROW:
+            # A trial stopped for the budget, or not started, is not the end: a cheaper one may
+            # still fit.
+            failures = failures + 1 if outcome == "failed" else 0
+            not_started = not_started + 1 if outcome == NOT_STARTED else 0
+            if failures >= MAX_FAILURES_IN_A_ROW or not_started >= MAX_NOT_STARTED_IN_A_ROW:
                 return
             self._update_bar()
 
