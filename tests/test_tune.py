@@ -24,14 +24,8 @@ from medknn.io import read_json
 from medknn.tuning import make_pruner, parse_budget
 from medknn.tuning.space import SearchTrial, StudySettings
 from medknn.tuning.storage import Claim, is_claimed_elsewhere, load_study, open_storage
-from medknn.tuning.study import (
-    NOT_STARTED,
-    _enqueue_recipe,
-    _EpochReporter,
-    _Orphaned,
-    _OutOfBudget,
-    _Worker,
-)
+from medknn.tuning.study import _enqueue_recipe
+from medknn.tuning.worker import NOT_STARTED, EpochReporter, Orphaned, OutOfBudget, Worker
 
 METHODS = ["deepknn", "weighted-ce"]
 FIXED = {**TINY_OPTIONS, "data_options": {"class_names": CLASS_NAMES}}
@@ -152,16 +146,16 @@ def test_a_trial_that_would_overrun_is_left_and_the_study_goes_on(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "study"
-    report = _EpochReporter.__call__
+    report = EpochReporter.__call__
 
-    def overrunning_first(self: _EpochReporter, epoch: int, record: dict[str, float]) -> None:
+    def overrunning_first(self: EpochReporter, epoch: int, record: dict[str, float]) -> None:
         report(self, epoch, record)
         if self.trial.number == 0:
-            raise _OutOfBudget(estimate=10**6, elapsed=1.0)
+            raise OutOfBudget(estimate=10**6, elapsed=1.0)
 
-    monkeypatch.setattr(_EpochReporter, "__call__", overrunning_first)
+    monkeypatch.setattr(EpochReporter, "__call__", overrunning_first)
     result = _tune(data, out, trials=2)
-    monkeypatch.setattr(_EpochReporter, "__call__", report)
+    monkeypatch.setattr(EpochReporter, "__call__", report)
     first, second = _study(out).trials
     assert first.state.name == "RUNNING" and first.user_attrs["epoch_seconds"] > 0
     assert second.state.name == "COMPLETE" and result.best_trial == 1
@@ -178,18 +172,18 @@ def test_pruning_stops_a_trial_below_the_median() -> None:
     study = optuna.create_study(direction="maximize", pruner=make_pruner())
     for _ in range(3):
         trial = study.ask()
-        reporter = _EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
+        reporter = EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
         for epoch in range(5):
             reporter(epoch, {"seconds": 0.1, "val_mcr": 0.5, "ema_val_mcr": 0.8})
         study.tell(trial, 0.8)
     trial = study.ask()
-    reporter = _EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
+    reporter = EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
     reporter(0, {"seconds": 0.1, "val_mcr": 0.1})  # warm-up epochs are never pruned
     reporter(1, {"seconds": 0.1, "val_mcr": 0.1})
     with pytest.raises(optuna.TrialPruned, match="below the median"):
         reporter(2, {"seconds": 0.1, "val_mcr": 0.1})
     trial = study.ask()
-    reporter = _EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
+    reporter = EpochReporter(trial, "mcr", deadline=1e12, epochs=5, estimate=None)
     with pytest.raises(optuna.TrialPruned, match="not a number"):
         reporter(0, {"seconds": 0.1, "val_mcr": float("nan")})
 
@@ -197,17 +191,17 @@ def test_pruning_stops_a_trial_below_the_median() -> None:
 def test_trials_too_long_for_the_time_left_do_not_end_the_study(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = _Worker._run
+    run = Worker._run
     calls: list[int] = []
 
-    def five_too_long(self: _Worker, trial: Any, claim: Claim, adopted: bool) -> str:
+    def five_too_long(self: Worker, trial: Any, claim: Claim, adopted: bool) -> str:
         calls.append(trial.number)
         if len(calls) <= 5:  # as _run records a trial that would not fit in the time left
             trial.set_user_attr(NOT_STARTED, True)
             return self._tell(trial, claim, optuna.trial.TrialState.FAIL, "too long", quiet=True)
         return run(self, trial, claim, adopted)
 
-    monkeypatch.setattr(_Worker, "_run", five_too_long)
+    monkeypatch.setattr(Worker, "_run", five_too_long)
     _tune(data, tmp_path / "study", trials=1)
     states = [t.state.name for t in _study(tmp_path / "study").trials]
     assert states == ["FAIL"] * 5 + ["COMPLETE"]
@@ -217,11 +211,11 @@ def test_a_worker_whose_command_is_gone_stops(
     data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trial = optuna.create_study().ask()
-    reporter = _EpochReporter(trial, "mcr", 1e12, 5, None, stop_if=lambda: True)
-    with pytest.raises(_Orphaned):
+    reporter = EpochReporter(trial, "mcr", 1e12, 5, None, stop_if=lambda: True)
+    with pytest.raises(Orphaned):
         reporter(0, {"seconds": 0.1, "val_mcr": 0.5})
     # Orphaned from its first epoch on: the trial is left running for a rerun, the worker ends.
-    monkeypatch.setattr(_Worker, "__init__", _orphaned_worker(_Worker.__init__))
+    monkeypatch.setattr(Worker, "__init__", _orphaned_worker(Worker.__init__))
     with pytest.raises(TrainingError, match="No trial"):
         _tune(data, tmp_path / "study", trials=2)
     (left,) = _study(tmp_path / "study").trials
@@ -230,7 +224,7 @@ def test_a_worker_whose_command_is_gone_stops(
 
 
 def _orphaned_worker(init: Any) -> Any:
-    def orphaned_after_one_check(self: _Worker, *args: Any, **kwargs: Any) -> None:
+    def orphaned_after_one_check(self: Worker, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         checks = iter([False])
         self.orphaned = lambda: next(checks, True)

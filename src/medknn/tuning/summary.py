@@ -18,6 +18,7 @@ from medknn.runs import TrainConfig
 from medknn.tuning.budget import STOPPED_FOR_BUDGET, describe_seconds
 from medknn.tuning.space import StudySettings
 from medknn.tuning.storage import is_claimed_elsewhere
+from medknn.tuning.worker import NOT_STARTED
 
 ENSEMBLE_SIZE = 3
 TEST_KEYS = ("accuracy", "mcr", "macro_f1", "auc")
@@ -27,8 +28,6 @@ def trial_state(trial: Any) -> str:
     """complete, pruned, failed, running, "not started" (it would not have fitted in the time
     left) or "stopped (budget)" (it would have overrun it; a rerun resumes it)."""
     from optuna.trial import TrialState
-
-    from medknn.tuning.study import NOT_STARTED
 
     if trial.user_attrs.get(NOT_STARTED):
         return "not started"
