@@ -4,8 +4,9 @@ python benchmarks/bstriplet_table.py runs/pneumoniamnist-bstriplet --positive pn
 
 For two classes SEN and SPE are those of the ``--positive`` (disease) class, as in the paper's
 Chest-2 table; with more classes, the macro averages of eq. 10-11. The MedMNIST v2 ResNet-18
-(28) figures for PneumoniaMNIST are printed beneath for reference, then the verdict of every
-comparison docs/results/pneumoniamnist_bstriplet.md makes (the results' rule,
+(28) figures for PneumoniaMNIST are printed beneath for reference, then each run's values by seed
+(the page keeps them, so that benchmarks/page_verdicts.py can recompute its verdicts), then the
+verdict of every comparison docs/results/pneumoniamnist_bstriplet.md makes (the results' rule,
 ``medknn.evaluation.verdict``: paired seeds, held only with at least 5).
 """
 
@@ -50,6 +51,26 @@ def paper_metrics(metrics: dict, positive: str) -> dict:
     }
 
 
+def per_seed_table(records: list[dict]) -> str:
+    """A row per label, a column per seed, each cell the COLUMNS' values joined by " / "."""
+    seeds = sorted({record["seed"] for record in records})
+    cells: dict[str, dict[int, str]] = {}
+    for record in records:
+        values = (record["metrics"][column] for column in COLUMNS)
+        cells.setdefault(record["label"], {})[record["seed"]] = " / ".join(
+            f"{value:.3f}" for value in values
+        )
+    lines = [
+        f"| method ({' / '.join(COLUMNS)}) | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|" + "---|" * len(seeds),
+    ]
+    lines += [
+        f"| {label} | " + " | ".join(by_seed.get(s, "–") for s in seeds) + " |"
+        for label, by_seed in cells.items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the benchmark's --out folder")
@@ -58,7 +79,8 @@ def main() -> None:
     records = read_json(args.out / "results.json")["records"]
     paper_records = [{**r, "metrics": paper_metrics(r["metrics"], args.positive)} for r in records]
     rows = summarize(paper_records, COLUMNS)
-    text = markdown_table(rows, COLUMNS) + "\n" + MEDMNIST_RESNET18_28 + "\n"
+    text = markdown_table(rows, COLUMNS) + "\n" + MEDMNIST_RESNET18_28 + "\n\n"
+    text += per_seed_table(paper_records)
     text += verdict_section(
         verdict_lines(paper_records, COMPARISONS, [(column, column) for column in COLUMNS])
     )
