@@ -17,7 +17,7 @@ from pathlib import Path
 
 from medknn.evaluation.verdict import verdict_lines, verdict_section
 from medknn.io import atomic_write_text, read_json
-from medknn.reports import markdown_table, summarize
+from medknn.reports import markdown_table, per_seed_table, summarize
 
 COLUMNS = ("SEN", "SPE", "ACC", "AUC")
 # (A, B) pairs of the page, each on every column; pairs missing from the benchmark are skipped.
@@ -51,26 +51,6 @@ def paper_metrics(metrics: dict, positive: str) -> dict:
     }
 
 
-def per_seed_table(records: list[dict]) -> str:
-    """A row per label, a column per seed, each cell the COLUMNS' values joined by " / "."""
-    seeds = sorted({record["seed"] for record in records})
-    cells: dict[str, dict[int, str]] = {}
-    for record in records:
-        values = (record["metrics"][column] for column in COLUMNS)
-        cells.setdefault(record["label"], {})[record["seed"]] = " / ".join(
-            f"{value:.3f}" for value in values
-        )
-    lines = [
-        f"| method ({' / '.join(COLUMNS)}) | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-        "|---|" + "---|" * len(seeds),
-    ]
-    lines += [
-        f"| {label} | " + " | ".join(by_seed.get(s, "–") for s in seeds) + " |"
-        for label, by_seed in cells.items()
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the benchmark's --out folder")
@@ -80,7 +60,7 @@ def main() -> None:
     paper_records = [{**r, "metrics": paper_metrics(r["metrics"], args.positive)} for r in records]
     rows = summarize(paper_records, COLUMNS)
     text = markdown_table(rows, COLUMNS) + "\n" + MEDMNIST_RESNET18_28 + "\n\n"
-    text += per_seed_table(paper_records)
+    text += per_seed_table(paper_records, COLUMNS)
     text += verdict_section(
         verdict_lines(paper_records, COMPARISONS, [(column, column) for column in COLUMNS])
     )

@@ -13,8 +13,9 @@ changed to its earlier value (the reproductions' specs: their method's own rule,
 ``--ensembles`` the ensemble of each method's seeds (``medknn ensemble``,
 written to ``DIR/ensemble-<method>``). Every metric is the mean ± std over seeds of the test
 split; the published figures and the issue's targets follow, each target marked met or missed by
-how much for the best row, then the verdict of each trained row against the frozen baselines, of
-each ``-blr1`` candidate against its default and of flip TTA against none (the results' rule,
+how much for the best row, then each seed's values of the rows compared and the verdict of each
+trained row against the frozen baselines, of each ``-blr1`` candidate against its default and of
+flip TTA against none (the results' rule,
 ``medknn.evaluation.verdict``: paired seeds, held only with at least 5; one seed is indicative).
 Writes ``results_quality.md`` beside the benchmark's ``results.md``.
 """
@@ -34,7 +35,7 @@ import medknn
 from medknn.evaluation import PartOutputs, classification_metrics
 from medknn.evaluation.verdict import MIN_SEEDS, verdict_lines, verdict_section
 from medknn.io import atomic_write_text, load_tensors, read_json
-from medknn.reports import summarize
+from medknn.reports import per_seed_table, summarize
 from medknn.reports.classification_plots import save_figure  # also selects the Agg backend
 from medknn.runs import TrainConfig
 from medknn.runs.config import OPTIONS_BEFORE_THE_RECIPE
@@ -194,7 +195,17 @@ def render(bench: Path, records: list[dict]) -> str:
         text.append("")
         text += _targets(rows, reference["targets"])
     text += _validation_choice(records)
-    return "\n".join(text) + "\n" + verdict_section(verdicts(records))
+    return "\n".join(text) + "\n" + _seeds_compared(records) + verdict_section(verdicts(records))
+
+
+def _seeds_compared(records: list[dict]) -> str:
+    """Each seed's values of the rows the verdicts compare, for the results page to keep."""
+    pairs = comparisons(list(dict.fromkeys(r["label"] for r in records)))
+    if not pairs:
+        return ""
+    compared = list(dict.fromkeys(label for pair in pairs for label in pair))
+    columns = [metric for metric, _ in VERDICT_METRICS]
+    return "Per seed, the rows compared:\n\n" + per_seed_table(records, columns, compared) + "\n"
 
 
 def comparisons(labels: list[str]) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from medknn.reports import csv_table, markdown_table, run_table, summarize
+from medknn.reports import csv_table, markdown_table, per_seed_table, run_table, summarize
 
 COLUMNS = ("accuracy", "mcr", "auc")
 
@@ -115,3 +115,23 @@ def test_run_table_lists_headline_and_per_class_metrics() -> None:
     assert lines[:3] == ["| Acc | MCR | AUC |", "|---|---|---|", "| 0.7500 | 0.5000 | n/a |"]
     assert "| benign | 1.000 | 0.500 | 0.667 | 4 |" in lines
     assert "| malignant | 0.000 | 0.000 | 0.000 | 0 |" in lines
+
+
+def test_per_seed_table_puts_each_seeds_values_in_its_column() -> None:
+    metrics = {"accuracy": 0.9, "mcr": 0.61, "auc": 0.95}
+    records = [
+        {"label": "ce", "seed": 1, "metrics": metrics},
+        {"label": "ce", "seed": 0, "metrics": {**metrics, "mcr": 0.5}},
+        {"label": "focal", "seed": 1, "metrics": {**metrics, "auc": None}},
+    ]
+    assert per_seed_table(records, ("accuracy", "mcr", "auc")).splitlines() == [
+        "| method (Acc / MCR / AUC) | seed 0 | seed 1 |",
+        "|---|---|---|",
+        "| ce | 0.900 / 0.500 / 0.950 | 0.900 / 0.610 / 0.950 |",
+        "| focal | – | 0.900 / 0.610 / – |",
+    ]
+    # the labels asked for, in that order; one without runs is a row of dashes
+    assert per_seed_table(records, ("mcr",), labels=["focal", "lmnn"]).splitlines()[2:] == [
+        "| focal | – | 0.610 |",
+        "| lmnn | – | – |",
+    ]

@@ -106,22 +106,6 @@ def test_bstriplet_table_prints_the_pages_comparisons() -> None:
     ]
 
 
-def test_bstriplet_table_keeps_each_seeds_values_for_the_page() -> None:
-    table = load_benchmark_script("bstriplet_table")
-    metrics = {"SEN": 0.9, "SPE": 0.61, "ACC": 0.8, "AUC": 0.95}
-    records = [
-        {"label": "CE (RS)", "seed": 1, "metrics": metrics},
-        {"label": "CE (RS)", "seed": 0, "metrics": {**metrics, "SPE": 0.5}},
-        {"label": "CE+LS", "seed": 1, "metrics": metrics},
-    ]
-    assert table.per_seed_table(records).splitlines() == [
-        "| method (SEN / SPE / ACC / AUC) | seed 0 | seed 1 |",
-        "|---|---|---|",
-        "| CE (RS) | 0.900 / 0.500 / 0.800 / 0.950 | 0.900 / 0.610 / 0.800 / 0.950 |",
-        "| CE+LS | – | 0.900 / 0.610 / 0.800 / 0.950 |",
-    ]
-
-
 def test_quality_table_compares_trained_rows_with_the_baselines() -> None:
     table = load_benchmark_script("quality_table")
     labels = [

@@ -11,7 +11,13 @@ from medknn.reports.html_report import (
 )
 from medknn.reports.per_class_plot import plot_per_class_f1
 from medknn.reports.run_plots import write_run_plots
-from medknn.reports.tables import csv_table, markdown_table, run_table, summarize
+from medknn.reports.tables import (
+    csv_table,
+    markdown_table,
+    per_seed_table,
+    run_table,
+    summarize,
+)
 
 __all__ = [
     "EvidenceCase",
@@ -22,6 +28,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_embedding_map",
     "plot_per_class_f1",
+    "per_seed_table",
     "plot_roc_curves",
     "run_table",
     "summarize",

@@ -71,6 +71,28 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMN
     return "\n".join(lines) + "\n"
 
 
+def per_seed_table(
+    results: Sequence[dict], columns: Sequence[str], labels: Sequence[str] | None = None
+) -> str:
+    """A row per label (``labels`` in that order, default: all, first-seen order), a column per
+    seed, each cell the ``columns``' values joined by " / ": what a paired verdict reads, kept
+    on a results page when its run folders are not."""
+    seeds = sorted({r["seed"] for r in results})
+    cells: dict[str, dict[int, str]] = {}
+    for record in results:
+        values = (record["metrics"].get(column) for column in columns)
+        cells.setdefault(record["label"], {})[record["seed"]] = " / ".join(
+            "–" if value is None else f"{value:.3f}" for value in values
+        )
+    names = " / ".join(METRIC_LABELS.get(c, c) for c in columns)
+    lines = [f"| method ({names}) | " + " | ".join(f"seed {s}" for s in seeds) + " |"]
+    lines.append("|---|" + "---|" * len(seeds))
+    for label in labels if labels is not None else list(cells):
+        by_seed = cells.get(label, {})
+        lines.append(f"| {label} | " + " | ".join(by_seed.get(s, "–") for s in seeds) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def csv_table(rows: Sequence[dict], columns: Sequence[str] = DEFAULT_COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
