@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
-from medknn.evaluation.verdict import compare, summary_verdict
+from medknn.evaluation.verdict import compare, summary_verdict, verdict_lines
 
 Line = Callable[[], str]
 
@@ -67,15 +67,65 @@ FEATURES = {
     "MLP+CE": ((72.0, 38.7, 4.2), (70.0, 37.8, 17.4), (69.7, 38.8, 4.2)),
     "MLP+deep-kNN": ((70.5, 39.0, 20.8), (69.3, 36.2, 8.7), (68.8, 40.4, 4.2)),
 }
-# pneumoniamnist_bstriplet.md: mean ± std over 3 seeds (SEN, SPE, ACC, AUC)
+# pneumoniamnist_bstriplet.md: per seed (SEN, SPE, ACC, AUC), seeds 0-4
 BSTRIPLET = {
-    "CE (RS)": ((0.974, 0.011), (0.587, 0.032), (0.829, 0.007), (0.940, 0.008)),
-    "CE (DM)": ((0.984, 0.007), (0.585, 0.022), (0.834, 0.007), (0.944, 0.007)),
-    "CE+BST (RS)": ((0.979, 0.005), (0.634, 0.056), (0.850, 0.019), (0.942, 0.006)),
-    "CE+BST (DM)": ((0.967, 0.005), (0.665, 0.076), (0.854, 0.026), (0.941, 0.006)),
-    "CE+Triplet": ((0.970, 0.004), (0.611, 0.076), (0.835, 0.026), (0.942, 0.009)),
-    "CE+LS": ((0.984, 0.003), (0.578, 0.051), (0.832, 0.021), (0.934, 0.013)),
-}
+    "CE (RS)": (
+        (0.967, 0.628, 0.840, 0.936),
+        (0.977, 0.573, 0.825, 0.946),
+        (0.979, 0.637, 0.851, 0.958),
+        (0.987, 0.603, 0.843, 0.943),
+        (0.979, 0.624, 0.846, 0.943),
+    ),
+    "CE (DM)": (
+        (0.982, 0.590, 0.835, 0.942),
+        (0.979, 0.603, 0.838, 0.941),
+        (0.964, 0.709, 0.869, 0.944),
+        (0.990, 0.603, 0.845, 0.957),
+        (0.972, 0.650, 0.851, 0.949),
+    ),
+    "CE+BST (RS)": (
+        (0.964, 0.607, 0.830, 0.927),
+        (0.979, 0.560, 0.822, 0.922),
+        (0.974, 0.675, 0.862, 0.950),
+        (0.992, 0.517, 0.814, 0.937),
+        (0.997, 0.568, 0.837, 0.953),
+    ),
+    "CE+BST (DM)": (
+        (0.951, 0.603, 0.821, 0.904),
+        (0.962, 0.641, 0.841, 0.934),
+        (0.974, 0.650, 0.853, 0.934),
+        (0.969, 0.603, 0.832, 0.929),
+        (0.982, 0.607, 0.841, 0.934),
+    ),
+    "CE+Triplet": (
+        (0.979, 0.624, 0.846, 0.948),
+        (0.964, 0.611, 0.832, 0.934),
+        (0.974, 0.650, 0.853, 0.953),
+        (0.985, 0.590, 0.837, 0.950),
+        (0.992, 0.611, 0.849, 0.953),
+    ),
+    "CE+LS": (
+        (0.985, 0.594, 0.838, 0.939),
+        (0.987, 0.577, 0.833, 0.949),
+        (0.972, 0.667, 0.857, 0.935),
+        (0.977, 0.568, 0.824, 0.926),
+        (0.990, 0.632, 0.856, 0.952),
+    ),
+    "CE+BST (DM-equal)": (
+        (0.959, 0.739, 0.877, 0.952),
+        (0.959, 0.701, 0.862, 0.946),
+        (0.951, 0.791, 0.891, 0.949),
+        (0.977, 0.675, 0.864, 0.938),
+        (0.962, 0.722, 0.872, 0.955),
+    ),
+    "CE (DM-equal)": (
+        (0.969, 0.679, 0.861, 0.952),
+        (0.967, 0.654, 0.849, 0.944),
+        (0.969, 0.735, 0.881, 0.952),
+        (0.982, 0.705, 0.878, 0.955),
+        (0.990, 0.714, 0.886, 0.955),
+    ),
+}  # fmt: skip
 BSTRIPLET_COLUMNS = ("SEN", "SPE", "ACC", "AUC")
 # ham10000_supcon.md: mean ± std over 3 seeds (Acc, macro F1, F1 majority, middle, minority)
 SUPCON = {
@@ -226,19 +276,13 @@ def feature_lines() -> list[str]:
 
 
 def bstriplet_lines() -> list[str]:
-    pairs = [
-        ("CE+BST (DM)", "CE (DM)"),
-        ("CE+BST (RS)", "CE (RS)"),
-        ("CE+BST (DM)", "CE+Triplet"),
-        ("CE+BST (DM)", "CE+LS"),
-        ("CE (DM)", "CE (RS)"),
-        ("CE+BST (DM)", "CE+BST (RS)"),
+    records = [
+        {"label": label, "seed": seed, "metrics": dict(zip(BSTRIPLET_COLUMNS, row, strict=True))}
+        for label, rows in BSTRIPLET.items()
+        for seed, row in enumerate(rows)
     ]
-    return [
-        _summary(BSTRIPLET, BSTRIPLET_COLUMNS, 3, a, b, c)
-        for a, b in pairs
-        for c in BSTRIPLET_COLUMNS
-    ]
+    table = _benchmark_script("bstriplet_table")
+    return verdict_lines(records, table.COMPARISONS, [(c, c) for c in BSTRIPLET_COLUMNS])
 
 
 def supcon_lines() -> list[str]:
