@@ -83,15 +83,15 @@ def test_constellation_table_compares_npairs_all_once_it_has_runs() -> None:
 def test_page_verdicts_name_the_constellation_rows_not_yet_run() -> None:
     pages = load_benchmark_script("page_verdicts")
     command = (
-        "(medknn benchmark --spec benchmarks/specs/ham10000_constellation_ce.yaml "
-        "--out runs/ham10000-constellation)"
+        "(medknn benchmark --spec benchmarks/specs/breastmnist_constellation_ce.yaml "
+        "--out runs/breastmnist-constellation)"
     )
-    lines = pages.constellation_lines("ham10000")
+    lines = pages.constellation_lines("breastmnist")
     assert f"not yet run: npairs-all {command}" in lines
     assert not any("npairs-all" in line for line in lines if not line.startswith("not yet"))
     # Once the page holds the row, its verdicts replace the line.
-    pages.CONSTELLATION["ham10000"]["npairs-all"] = ((0.450, 0.030), (0.0, 0.05), (5.0, 1.0))
-    lines = pages.constellation_lines("ham10000")
+    pages.CONSTELLATION["breastmnist"]["npairs-all"] = ((0.650, 0.030), (0.0, 0.05), (5.0, 1.0))
+    lines = pages.constellation_lines("breastmnist")
     assert not any(line.startswith("not yet run: npairs-all") for line in lines)
     assert any("constellation-K3" in line and "npairs-all on kNN BAC" in line for line in lines)
     assert any("npairs-all" in line and "npairs on kNN BAC" in line for line in lines)
