@@ -15,8 +15,8 @@ written to ``DIR/ensemble-<method>``). Every metric is the mean ± std over seed
 split; the published figures and the issue's targets follow, each target marked met or missed by
 how much for the best row, then each seed's values of the rows compared and the verdict of each
 trained row against the frozen baselines, of each ``-blr1`` candidate against its default and of
-flip TTA against none (the results' rule,
-``medknn.evaluation.verdict``: paired seeds, held only with at least 5; one seed is indicative).
+flip TTA against none (the results' rule, ``medknn.evaluation.verdict``: paired seeds, held only
+with at least 5; one seed is indicative).
 Writes ``results_quality.md`` beside the benchmark's ``results.md``.
 """
 
