@@ -126,7 +126,7 @@ def test_lower_is_better_names_the_lower_value_better() -> None:
     b = {seed: 5.0 for seed in range(5)}
     verdict = compare(a, b, a="constellation", b="npairs", metric="DB", higher_is_better=False)
     assert verdict.kind == "held" and verdict.better == "constellation"
-    assert verdict.line().startswith("held: npairs > constellation on DB")
+    assert verdict.line().startswith("held: constellation < npairs on DB")
     assert verdict.line().endswith(", lower is better)")
 
 
@@ -176,3 +176,20 @@ def test_summary_verdict_decides_only_what_means_and_stds_can() -> None:
     assert summary_verdict((0.854, 0.026), (0.834, 0.007), 3).startswith("undetermined")
     assert "held is possible" in summary_verdict((0.46, 0.03), (0.40, 0.04), 10)
     assert summary_verdict((0.5, 0.0), (0.4, 0.0), 1).startswith("indicative (one seed): A > B")
+
+
+def test_summary_verdict_names_the_better_side_first_when_lower_is_better() -> None:
+    # Davies-Bouldin of the frozen features (6.7 ± 0.0) against a trained embedding (4.0 ± 0.4)
+    line = summary_verdict(
+        (6.688, 0.0),
+        (4.042, 0.425),
+        10,
+        a_label="frozen",
+        b_label="trained",
+        higher_is_better=False,
+    )
+    assert line.startswith("held: trained < frozen on metric (10 seeds")
+    assert line.endswith("lower is better)")
+    assert summary_verdict(
+        (2.0, 0.0), (3.0, 0.0), 1, a_label="x", b_label="y", higher_is_better=False
+    ).startswith("indicative (one seed): x < y")

@@ -79,11 +79,13 @@ class Verdict:
         return self.kind
 
     def line(self) -> str:
-        """One line, e.g. ``held: A > B on MCR (5 seeds, mean Δ 0.031 ± 0.012)``."""
+        """One line, e.g. ``held: A > B on MCR (5 seeds, mean Δ 0.031 ± 0.012)``; the better
+        side first, ``<`` between them where lower is better."""
         if self.kind == "no paired seeds":
             return f"no paired seeds: {self.a} vs {self.b} on {self.metric}" + self._left_out()
-        high, low = (self.a, self.b) if self.mean_diff >= 0 else (self.b, self.a)
-        relation = ">" if self.mean_diff != 0 else "="
+        first, second, relation = _better_first(
+            self.a, self.b, self.mean_diff, self.higher_is_better
+        )
         if self.kind == "same within noise":
             relation = "≈"
         size = abs(self.mean_diff)
@@ -91,7 +93,7 @@ class Verdict:
         delta = f"Δ {size:.3f}" if self.n == 1 else f"mean Δ {size:.3f}{spread}"
         lower = "" if self.higher_is_better else ", lower is better"
         return (
-            f"{self.label}: {high} {relation} {low} on {self.metric} "
+            f"{self.label}: {first} {relation} {second} on {self.metric} "
             f"({_seeds_text(self.n)}, {delta}{lower})" + self._left_out()
         )
 
@@ -99,6 +101,20 @@ class Verdict:
         if not self.unpaired:
             return ""
         return "; unpaired seed(s) " + ", ".join(map(str, self.unpaired)) + " left out"
+
+
+def _better_first(a: str, b: str, delta: float, higher_is_better: bool) -> tuple[str, str, str]:
+    """``(better, worse, relation)`` for a difference ``delta = a − b``: the better side is named
+    first, so that a line reads the same way whichever direction the metric runs (``<`` when
+    lower is better)."""
+    a_higher = delta >= 0
+    if a_higher == higher_is_better:
+        first, second = a, b
+    else:
+        first, second = b, a
+    if delta == 0:
+        return first, second, "="
+    return first, second, ">" if higher_is_better else "<"
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -168,16 +184,16 @@ def summary_verdict(
     per-seed values decide."""
     (mean_a, std_a), (mean_b, std_b) = a, b
     delta = mean_a - mean_b
-    high, low = (a_label, b_label) if delta >= 0 else (b_label, a_label)
+    first, second, relation = _better_first(a_label, b_label, delta, higher_is_better)
     lower = "" if higher_is_better else ", lower is better"
     seeds = f"{_seeds_text(n)}, from means ± std, mean Δ {abs(delta):.3f}{lower}"
     if n < 2:
-        return f"indicative (one seed): {high} {'>' if delta else '='} {low} on {metric} ({seeds})"
+        return f"indicative (one seed): {first} {relation} {second} on {metric} ({seeds})"
     if abs(delta) <= abs(std_a - std_b):
         return f"same within noise: {a_label} ≈ {b_label} on {metric} ({seeds})"
     if abs(delta) > (std_a + std_b) * max(1.0, (n - 1) / math.sqrt(n)):
         kind = "held" if n >= min_seeds else f"indicative ({_seeds_text(n)})"
-        return f"{kind}: {high} > {low} on {metric} ({seeds})"
+        return f"{kind}: {first} {relation} {second} on {metric} ({seeds})"
     return (
         f"undetermined from means ± std: {a_label} vs {b_label} on {metric} ({seeds}; "
         f"held {'is possible' if n >= min_seeds else 'is not, below ' + str(min_seeds)})"
