@@ -34,6 +34,11 @@ DEEPKNN = {
     "deepknn-bank": ((0.638, 0.439, 0.208), (0.660, 0.443, 0.304), (0.642, 0.473, 0.375)),
 }
 DEEPKNN_COLUMNS = ("Acc", "MCR", "RS")
+# ham10000_deepknn.md, issue 19's five seeds on one machine (the Deep kNN comparison and the
+# bank's runs): per seed 0-4 (accuracy, MCR, RS, kNN BAC); the K_p = 1 rows are the same runs
+# re-scored by deepknn_tables.py
+DEEPKNN_5SEEDS: dict[str, tuple[tuple[float | None, ...], ...]] = {}
+DEEPKNN_5SEEDS_KEYS = ("accuracy", "mcr", "rs", "knn_bac")
 # ham10000_deepknn.md: mean ± std (3 seeds) of the columns without per-seed values
 DEEPKNN_SUMMARY = {
     ("weighted-ce", "kNN BAC"): (0.507, 0.036),
@@ -138,6 +143,11 @@ SUPCON = {
     ),
     "supcon+resample": (
         (0.619, 0.041), (0.459, 0.011), (0.790, 0.042), (0.376, 0.033), (0.417, 0.007)
+    ),
+    # issue 19's control, run 2026-12-05 on another machine than the rows above (same seeds,
+    # so the same splits)
+    "linear-imagenet": (
+        (0.601, 0.067), (0.364, 0.036), (0.787, 0.065), (0.324, 0.022), (0.279, 0.046)
     ),
 }  # fmt: skip
 SUPCON_COLUMNS = ("Acc", "macro F1", "F1 majority", "F1 middle", "F1 minority")
@@ -444,6 +454,22 @@ def deepknn_lines() -> list[str]:
     return lines
 
 
+def deepknn_5seed_lines() -> list[str]:
+    """deepknn_tables.py's verdicts on the five-seed reruns' per-seed values."""
+    records = [
+        {
+            "label": label,
+            "seed": seed,
+            "metrics": {
+                k: v for k, v in zip(DEEPKNN_5SEEDS_KEYS, row, strict=True) if v is not None
+            },
+        }
+        for label, rows in DEEPKNN_5SEEDS.items()
+        for seed, row in enumerate(rows)
+    ]
+    return _benchmark_script("deepknn_tables").verdicts(records)
+
+
 def feature_lines() -> list[str]:
     pairs = [
         ("MLP+triplets", "kNN-basic"),
@@ -479,6 +505,8 @@ def supcon_lines() -> list[str]:
         ("focal", "ce"),
         ("ldam", "ce"),
         ("ce+resample", "ce"),
+        ("supcon", "linear-imagenet"),
+        ("linear-imagenet", "ce"),
     ]
     lines = [_summary(SUPCON, SUPCON_COLUMNS, 3, a, b, c) for a, b in pairs for c in SUPCON_COLUMNS]
     for column, index in (("macro F1", 0), ("F1 minority", 1)):
@@ -562,7 +590,7 @@ def official_lines() -> list[str]:
 
 
 PAGES: dict[str, Callable[[], list[str]]] = {
-    "ham10000_deepknn": deepknn_lines,
+    "ham10000_deepknn": lambda: deepknn_lines() + deepknn_5seed_lines(),
     "feature_vectors": feature_lines,
     "pneumoniamnist_bstriplet": bstriplet_lines,
     "ham10000_supcon": supcon_lines,
