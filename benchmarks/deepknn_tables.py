@@ -42,9 +42,9 @@ GridCells = dict[tuple[int, int], list[dict]]
 # The comparisons of docs/results/ham10000_deepknn.md: (A, B, metrics), at the runs' own K_p
 # (5) unless the label names another; a pair missing from the benchmark is skipped.
 COMPARISONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("deepknn", "knn-imagenet", ("mcr", "rs")),
-    ("deepknn", "triplet", ("mcr", "rs")),
-    ("weighted-ce", "deepknn", ("mcr", "rs")),
+    ("deepknn", "knn-imagenet", ("accuracy", "mcr", "rs")),
+    ("deepknn", "triplet", ("accuracy", "mcr", "rs")),
+    ("weighted-ce", "deepknn", ("accuracy", "mcr", "rs")),
     ("deepknn-star", "deepknn", ("accuracy", "mcr")),
     ("deepknn-star", "weighted-ce", ("accuracy", "mcr")),
     ("weighted-ce", "deepknn", ("knn_bac",)),  # Table 4: kNN on the CE-trained features

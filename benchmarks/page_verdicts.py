@@ -37,7 +37,57 @@ DEEPKNN_COLUMNS = ("Acc", "MCR", "RS")
 # ham10000_deepknn.md, issue 19's five seeds on one machine (the Deep kNN comparison and the
 # bank's runs): per seed 0-4 (accuracy, MCR, RS, kNN BAC); the K_p = 1 rows are the same runs
 # re-scored by deepknn_tables.py
-DEEPKNN_5SEEDS: dict[str, tuple[tuple[float | None, ...], ...]] = {}
+DEEPKNN_5SEEDS: dict[str, tuple[tuple[float | None, ...], ...]] = {
+    "deepknn": (
+        (0.695, 0.504, 0.500, 0.514),
+        (0.683, 0.442, 0.391, 0.453),
+        (0.701, 0.505, 0.292, 0.510),
+        (0.692, 0.468, 0.348, 0.484),
+        (0.705, 0.466, 0.304, 0.471),
+    ),
+    "deepknn (K_p = 1)": (
+        (0.655, 0.459, 0.458, None),
+        (0.657, 0.430, 0.348, None),
+        (0.667, 0.440, 0.208, None),
+        (0.672, 0.450, 0.435, None),
+        (0.668, 0.433, 0.304, None),
+    ),
+    "deepknn-bank": (
+        (0.643, 0.452, 0.375, 0.472),
+        (0.643, 0.432, 0.304, 0.444),
+        (0.640, 0.441, 0.250, 0.458),
+        (0.656, 0.447, 0.174, 0.465),
+        (0.641, 0.418, 0.174, 0.426),
+    ),
+    "deepknn-bank (K_p = 1)": (
+        (0.612, 0.412, 0.333, None),
+        (0.610, 0.396, 0.217, None),
+        (0.607, 0.413, 0.208, None),
+        (0.632, 0.426, 0.174, None),
+        (0.623, 0.412, 0.174, None),
+    ),
+    "knn-imagenet": (
+        (0.681, 0.241, 0.000, 0.264),
+        (0.688, 0.273, 0.000, 0.276),
+        (0.696, 0.283, 0.000, 0.299),
+        (0.699, 0.271, 0.000, 0.295),
+        (0.709, 0.287, 0.000, 0.299),
+    ),
+    "knn-imagenet (K_p = 1)": (
+        (0.648, 0.291, 0.083, None),
+        (0.637, 0.280, 0.000, None),
+        (0.644, 0.280, 0.042, None),
+        (0.645, 0.283, 0.087, None),
+        (0.663, 0.310, 0.043, None),
+    ),
+    "weighted-ce": (
+        (0.670, 0.620, 0.500, 0.505),
+        (0.677, 0.635, 0.522, 0.511),
+        (0.680, 0.627, 0.458, 0.517),
+        (0.684, 0.642, 0.565, 0.532),
+        (0.654, 0.600, 0.391, 0.502),
+    ),
+}
 DEEPKNN_5SEEDS_KEYS = ("accuracy", "mcr", "rs", "knn_bac")
 # ham10000_deepknn.md: mean ± std (3 seeds) of the columns without per-seed values
 DEEPKNN_SUMMARY = {
