@@ -80,6 +80,20 @@ DEEPKNN_5SEEDS: dict[str, tuple[tuple[float | None, ...], ...]] = {
         (0.645, 0.283, 0.087, None),
         (0.663, 0.310, 0.043, None),
     ),
+    "triplet": (
+        (0.688, 0.323, 0.042, 0.328),
+        (0.668, 0.249, 0.000, 0.261),
+        (0.691, 0.328, 0.000, 0.345),
+        (0.700, 0.327, 0.000, 0.343),
+        (0.689, 0.338, 0.000, 0.344),
+    ),
+    "triplet (K_p = 1)": (
+        (0.641, 0.347, 0.125, None),
+        (0.615, 0.291, 0.043, None),
+        (0.632, 0.323, 0.042, None),
+        (0.633, 0.333, 0.043, None),
+        (0.648, 0.347, 0.087, None),
+    ),
     "weighted-ce": (
         (0.670, 0.620, 0.500, 0.505),
         (0.677, 0.635, 0.522, 0.511),
@@ -399,38 +413,40 @@ QUALITY = {
     ("PneumoniaMNIST", "frozen + kNN"): (0.851, 0.823, 0.925),
 }
 QUALITY_COLUMNS = ("Acc", "MCR", "AUC")
-# official_splits.md: per seed (Acc, MCR, AUC) of the rows quality_table.py compares, BreastMNIST
-OFFICIAL_BREASTMNIST = {
-    "ce+bst-dm (paper settings)": (
-        (0.827, 0.761, 0.853),
-        (0.827, 0.739, 0.848),
-        (0.801, 0.706, 0.777),
-    ),
-    "frozen + kNN": (
-        (0.808, 0.718, 0.807),
-        (0.808, 0.718, 0.807),
-        (0.808, 0.718, 0.807),
-    ),
-    "frozen + logistic regression": (
-        (0.788, 0.735, 0.808),
-        (0.788, 0.735, 0.808),
-        (0.788, 0.735, 0.808),
-    ),
-    "constellation-K3 (paper settings)": (
-        (0.814, 0.745, 0.810),
-        (0.814, 0.745, 0.831),
-        (0.885, 0.823, 0.911),
-    ),
-    "deepknn (paper settings)": (
-        (0.833, 0.803, 0.834),
-        (0.833, 0.766, 0.788),
-        (0.865, 0.825, 0.844),
-    ),
-    "supcon (paper settings)": (
-        (0.782, 0.731, 0.802),
-        (0.769, 0.714, 0.795),
-        (0.769, 0.752, 0.816),
-    ),
+# official_splits.md: per seed (Acc, MCR, AUC) of the rows quality_table.py compares, per data set
+OFFICIAL: dict[str, dict[str, tuple[tuple[float, float, float], ...]]] = {
+    "breastmnist": {
+        "ce+bst-dm (paper settings)": (
+            (0.827, 0.761, 0.853),
+            (0.827, 0.739, 0.848),
+            (0.801, 0.706, 0.777),
+        ),
+        "frozen + kNN": (
+            (0.808, 0.718, 0.807),
+            (0.808, 0.718, 0.807),
+            (0.808, 0.718, 0.807),
+        ),
+        "frozen + logistic regression": (
+            (0.788, 0.735, 0.808),
+            (0.788, 0.735, 0.808),
+            (0.788, 0.735, 0.808),
+        ),
+        "constellation-K3 (paper settings)": (
+            (0.814, 0.745, 0.810),
+            (0.814, 0.745, 0.831),
+            (0.885, 0.823, 0.911),
+        ),
+        "deepknn (paper settings)": (
+            (0.833, 0.803, 0.834),
+            (0.833, 0.766, 0.788),
+            (0.865, 0.825, 0.844),
+        ),
+        "supcon (paper settings)": (
+            (0.782, 0.731, 0.802),
+            (0.769, 0.714, 0.795),
+            (0.769, 0.752, 0.816),
+        ),
+    },
 }  # fmt: skip
 
 
@@ -629,11 +645,11 @@ def quality_lines() -> list[str]:
     ]
 
 
-def official_lines() -> list[str]:
+def official_lines(data: str) -> list[str]:
     keys = ("accuracy", "mcr", "auc")  # quality_table.py's VERDICT_METRICS
     records = [
         {"label": label, "seed": seed, "metrics": dict(zip(keys, row, strict=True))}
-        for label, rows in OFFICIAL_BREASTMNIST.items()
+        for label, rows in OFFICIAL[data].items()
         for seed, row in enumerate(rows)
     ]
     return _benchmark_script("quality_table").verdicts(records)
@@ -647,7 +663,7 @@ PAGES: dict[str, Callable[[], list[str]]] = {
     "breastmnist_constellation": lambda: constellation_lines("breastmnist"),
     "ham10000_constellation": lambda: constellation_lines("ham10000"),
     "quality": quality_lines,
-    "official_splits": official_lines,
+    "official_splits": lambda: [line for data in OFFICIAL for line in official_lines(data)],
 }
 
 
