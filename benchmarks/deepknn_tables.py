@@ -42,11 +42,11 @@ GridCells = dict[tuple[int, int], list[dict]]
 # The comparisons of docs/results/ham10000_deepknn.md: (A, B, metrics), at the runs' own K_p
 # (5) unless the label names another; a pair missing from the benchmark is skipped.
 COMPARISONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("deepknn", "knn-imagenet", ("accuracy", "mcr", "rs")),
-    ("deepknn", "triplet", ("accuracy", "mcr", "rs")),
+    ("deepknn", "knn-imagenet", ("accuracy", "mcr", "rs", "auc")),
+    ("deepknn", "triplet", ("accuracy", "mcr", "rs", "auc")),
     ("weighted-ce", "deepknn", ("accuracy", "mcr", "rs")),
-    ("deepknn-star", "deepknn", ("accuracy", "mcr")),
-    ("deepknn-star", "weighted-ce", ("accuracy", "mcr")),
+    ("deepknn-star", "deepknn", ("accuracy", "mcr", "rs")),
+    ("deepknn-star", "weighted-ce", ("accuracy", "mcr", "rs", "knn_bac")),
     ("weighted-ce", "deepknn", ("knn_bac",)),  # Table 4: kNN on the CE-trained features
     ("deepknn (K_p = 1)", "knn-imagenet (K_p = 1)", ("mcr",)),
     ("deepknn (K_p = 1)", "triplet (K_p = 1)", ("mcr",)),

@@ -35,74 +35,88 @@ DEEPKNN = {
 }
 DEEPKNN_COLUMNS = ("Acc", "MCR", "RS")
 # ham10000_deepknn.md, issue 19's five seeds on one machine (the Deep kNN comparison and the
-# bank's runs): per seed 0-4 (accuracy, MCR, RS, kNN BAC); the K_p = 1 rows are the same runs
+# bank's runs): per seed 0-4 (accuracy, MCR, RS, kNN BAC, AUC); the K_p = 1 rows are the same runs
 # re-scored by deepknn_tables.py
 DEEPKNN_5SEEDS: dict[str, tuple[tuple[float | None, ...], ...]] = {
     "deepknn": (
-        (0.695, 0.504, 0.500, 0.514),
-        (0.683, 0.442, 0.391, 0.453),
-        (0.701, 0.505, 0.292, 0.510),
-        (0.692, 0.468, 0.348, 0.484),
-        (0.705, 0.466, 0.304, 0.471),
+        (0.695, 0.504, 0.500, 0.514, 0.787),
+        (0.683, 0.442, 0.391, 0.453, 0.780),
+        (0.701, 0.505, 0.292, 0.510, 0.772),
+        (0.692, 0.468, 0.348, 0.484, 0.797),
+        (0.705, 0.466, 0.304, 0.471, 0.773),
     ),
     "deepknn (K_p = 1)": (
-        (0.655, 0.459, 0.458, None),
-        (0.657, 0.430, 0.348, None),
-        (0.667, 0.440, 0.208, None),
-        (0.672, 0.450, 0.435, None),
-        (0.668, 0.433, 0.304, None),
+        (0.655, 0.459, 0.458, None, 0.688),
+        (0.657, 0.430, 0.348, None, 0.672),
+        (0.667, 0.440, 0.208, None, 0.679),
+        (0.672, 0.450, 0.435, None, 0.687),
+        (0.668, 0.433, 0.304, None, 0.676),
     ),
     "deepknn-bank": (
-        (0.643, 0.452, 0.375, 0.472),
-        (0.643, 0.432, 0.304, 0.444),
-        (0.640, 0.441, 0.250, 0.458),
-        (0.656, 0.447, 0.174, 0.465),
-        (0.641, 0.418, 0.174, 0.426),
+        (0.643, 0.452, 0.375, 0.472, 0.791),
+        (0.643, 0.432, 0.304, 0.444, 0.766),
+        (0.640, 0.441, 0.250, 0.458, 0.785),
+        (0.656, 0.447, 0.174, 0.465, 0.793),
+        (0.641, 0.418, 0.174, 0.426, 0.775),
     ),
     "deepknn-bank (K_p = 1)": (
-        (0.612, 0.412, 0.333, None),
-        (0.610, 0.396, 0.217, None),
-        (0.607, 0.413, 0.208, None),
-        (0.632, 0.426, 0.174, None),
-        (0.623, 0.412, 0.174, None),
+        (0.612, 0.412, 0.333, None, 0.663),
+        (0.610, 0.396, 0.217, None, 0.654),
+        (0.607, 0.413, 0.208, None, 0.665),
+        (0.632, 0.426, 0.174, None, 0.672),
+        (0.623, 0.412, 0.174, None, 0.665),
+    ),
+    "deepknn-star": (
+        (0.741, 0.559, 0.292, 0.563, 0.799),
+        (0.746, 0.576, 0.435, 0.590, 0.814),
+        (0.735, 0.596, 0.458, 0.600, 0.806),
+        (0.743, 0.587, 0.435, 0.590, 0.811),
+        (0.726, 0.555, 0.217, 0.556, 0.797),
+    ),
+    "deepknn-star (K_p = 1)": (
+        (0.710, 0.528, 0.250, None, 0.730),
+        (0.722, 0.546, 0.435, None, 0.738),
+        (0.716, 0.564, 0.375, None, 0.748),
+        (0.722, 0.556, 0.435, None, 0.745),
+        (0.710, 0.529, 0.217, None, 0.731),
     ),
     "knn-imagenet": (
-        (0.681, 0.241, 0.000, 0.264),
-        (0.688, 0.273, 0.000, 0.276),
-        (0.696, 0.283, 0.000, 0.299),
-        (0.699, 0.271, 0.000, 0.295),
-        (0.709, 0.287, 0.000, 0.299),
+        (0.681, 0.241, 0.000, 0.264, 0.721),
+        (0.688, 0.273, 0.000, 0.276, 0.694),
+        (0.696, 0.283, 0.000, 0.299, 0.745),
+        (0.699, 0.271, 0.000, 0.295, 0.718),
+        (0.709, 0.287, 0.000, 0.299, 0.729),
     ),
     "knn-imagenet (K_p = 1)": (
-        (0.648, 0.291, 0.083, None),
-        (0.637, 0.280, 0.000, None),
-        (0.644, 0.280, 0.042, None),
-        (0.645, 0.283, 0.087, None),
-        (0.663, 0.310, 0.043, None),
+        (0.648, 0.291, 0.083, None, 0.598),
+        (0.637, 0.280, 0.000, None, 0.593),
+        (0.644, 0.280, 0.042, None, 0.594),
+        (0.645, 0.283, 0.087, None, 0.595),
+        (0.663, 0.310, 0.043, None, 0.610),
     ),
     "triplet": (
-        (0.688, 0.323, 0.042, 0.328),
-        (0.668, 0.249, 0.000, 0.261),
-        (0.691, 0.328, 0.000, 0.345),
-        (0.700, 0.327, 0.000, 0.343),
-        (0.689, 0.338, 0.000, 0.344),
+        (0.688, 0.323, 0.042, 0.328, 0.717),
+        (0.668, 0.249, 0.000, 0.261, 0.696),
+        (0.691, 0.328, 0.000, 0.345, 0.730),
+        (0.700, 0.327, 0.000, 0.343, 0.731),
+        (0.689, 0.338, 0.000, 0.344, 0.722),
     ),
     "triplet (K_p = 1)": (
-        (0.641, 0.347, 0.125, None),
-        (0.615, 0.291, 0.043, None),
-        (0.632, 0.323, 0.042, None),
-        (0.633, 0.333, 0.043, None),
-        (0.648, 0.347, 0.087, None),
+        (0.641, 0.347, 0.125, None, 0.623),
+        (0.615, 0.291, 0.043, None, 0.592),
+        (0.632, 0.323, 0.042, None, 0.612),
+        (0.633, 0.333, 0.043, None, 0.618),
+        (0.648, 0.347, 0.087, None, 0.626),
     ),
     "weighted-ce": (
-        (0.670, 0.620, 0.500, 0.505),
-        (0.677, 0.635, 0.522, 0.511),
-        (0.680, 0.627, 0.458, 0.517),
-        (0.684, 0.642, 0.565, 0.532),
-        (0.654, 0.600, 0.391, 0.502),
+        (0.670, 0.620, 0.500, 0.505, 0.915),
+        (0.677, 0.635, 0.522, 0.511, 0.918),
+        (0.680, 0.627, 0.458, 0.517, 0.916),
+        (0.684, 0.642, 0.565, 0.532, 0.924),
+        (0.654, 0.600, 0.391, 0.502, 0.896),
     ),
-}
-DEEPKNN_5SEEDS_KEYS = ("accuracy", "mcr", "rs", "knn_bac")
+}  # fmt: skip
+DEEPKNN_5SEEDS_KEYS = ("accuracy", "mcr", "rs", "knn_bac", "auc")
 # ham10000_deepknn.md: mean ± std (3 seeds) of the columns without per-seed values
 DEEPKNN_SUMMARY = {
     ("weighted-ce", "kNN BAC"): (0.507, 0.036),
@@ -215,6 +229,11 @@ SUPCON = {
     ),
 }  # fmt: skip
 SUPCON_COLUMNS = ("Acc", "macro F1", "F1 majority", "F1 middle", "F1 minority")
+# ham10000_supcon.md, issue 19's rerun of Table 1 on the control's machine: per seed (the
+# supcon_table.py verdict metrics, SUPCON_RERUN_KEYS), so the control is paired by seed
+SUPCON_RERUN: dict[str, tuple[tuple[float, ...], ...]] = {
+}  # fmt: skip
+SUPCON_RERUN_KEYS = ("accuracy", "macro_f1", "mcr", "f1_majority", "f1_middle", "f1_minority")
 # ham10000_supcon.md, temperature study, seed 0: macro F1 and minority F1 without / with resampling
 TEMPERATURE = {
     0.01: ((0.380, 0.394), (0.290, 0.324)),
@@ -670,6 +689,16 @@ def supcon_lines() -> list[str]:
     return lines
 
 
+def supcon_rerun_lines() -> list[str]:
+    """supcon_table.py's verdicts on the per-seed values of the one-machine rerun."""
+    records = [
+        {"label": label, "seed": seed, "metrics": dict(zip(SUPCON_RERUN_KEYS, row, strict=True))}
+        for label, rows in SUPCON_RERUN.items()
+        for seed, row in enumerate(rows)
+    ]
+    return _benchmark_script("supcon_table").verdicts(records)
+
+
 def constellation_lines(data: str) -> list[str]:
     table = CONSTELLATION[data]
     script = _benchmark_script("constellation_table")
@@ -739,7 +768,7 @@ PAGES: dict[str, Callable[[], list[str]]] = {
     "ham10000_deepknn": lambda: deepknn_lines() + deepknn_5seed_lines(),
     "feature_vectors": feature_lines,
     "pneumoniamnist_bstriplet": bstriplet_lines,
-    "ham10000_supcon": supcon_lines,
+    "ham10000_supcon": lambda: supcon_lines() + supcon_rerun_lines(),
     "breastmnist_constellation": lambda: constellation_lines("breastmnist"),
     "ham10000_constellation": lambda: constellation_lines("ham10000"),
     "quality": quality_lines,

@@ -11,7 +11,8 @@ temperatures also ``BENCH_DIR/temperature_f1.png`` (the three group F-scores aga
 without and with resampling). Last, the verdict of every comparison
 docs/results/ham10000_supcon.md makes (the results' rule, ``medknn.evaluation.verdict``: paired
 seeds, held only with at least 5), including the ``linear-imagenet`` control and, for the
-temperature benchmark, every τ against τ = 0.1 without and with resampling.
+temperature benchmark, every τ against τ = 0.1 without and with resampling; before them, each
+seed's values of those metrics (what a page keeps when its run folders are not).
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from medknn.evaluation.verdict import verdict_lines, verdict_section  # noqa: E402
 from medknn.io import atomic_write_text, read_json  # noqa: E402
 from medknn.methods.recipes_imbalance import SUPCON_TEMPERATURE  # noqa: E402
-from medknn.reports import markdown_table, plot_per_class_f1, summarize  # noqa: E402
+from medknn.reports import (  # noqa: E402
+    markdown_table,
+    per_seed_table,
+    plot_per_class_f1,
+    summarize,
+)
 from medknn.runs import RunDir, TrainConfig  # noqa: E402
 
 TABLE1 = ("accuracy", "macro_f1")
@@ -156,6 +162,8 @@ def main() -> None:
         + ")\n\n"
         + markdown_table(summarize(records, TABLE3), TABLE3)
         + f"\nFig. 3 layout: ![per-class F-score]({figure.name})\n"
+        + "\nPer seed, what the verdicts read:\n\n"
+        + per_seed_table(records, [key for key, _ in VERDICT_METRICS])
     )
     temperature = plot_temperature(records, args.out / "temperature_f1.png")
     if temperature is not None:
