@@ -232,6 +232,31 @@ SUPCON_COLUMNS = ("Acc", "macro F1", "F1 majority", "F1 middle", "F1 minority")
 # ham10000_supcon.md, issue 19's rerun of Table 1 on the control's machine: per seed (the
 # supcon_table.py verdict metrics, SUPCON_RERUN_KEYS), so the control is paired by seed
 SUPCON_RERUN: dict[str, tuple[tuple[float, ...], ...]] = {
+    "ce": (
+        (0.772, 0.512, 0.504, 0.895, 0.489, 0.428),
+        (0.776, 0.544, 0.515, 0.890, 0.500, 0.480),
+        (0.780, 0.550, 0.515, 0.894, 0.488, 0.495),
+    ),
+    "supcon": (
+        (0.615, 0.384, 0.475, 0.801, 0.380, 0.281),
+        (0.619, 0.383, 0.467, 0.813, 0.357, 0.288),
+        (0.629, 0.416, 0.510, 0.809, 0.382, 0.335),
+    ),
+    "ce+resample": (
+        (0.687, 0.497, 0.554, 0.836, 0.454, 0.433),
+        (0.627, 0.491, 0.573, 0.762, 0.452, 0.442),
+        (0.681, 0.522, 0.596, 0.824, 0.454, 0.480),
+    ),
+    "supcon+resample": (
+        (0.635, 0.470, 0.541, 0.802, 0.408, 0.418),
+        (0.579, 0.428, 0.539, 0.751, 0.365, 0.378),
+        (0.642, 0.486, 0.569, 0.808, 0.377, 0.461),
+    ),
+    "linear-imagenet": (
+        (0.622, 0.403, 0.450, 0.799, 0.349, 0.331),
+        (0.526, 0.331, 0.452, 0.717, 0.311, 0.245),
+        (0.656, 0.359, 0.434, 0.846, 0.311, 0.261),
+    ),
 }  # fmt: skip
 SUPCON_RERUN_KEYS = ("accuracy", "macro_f1", "mcr", "f1_majority", "f1_middle", "f1_minority")
 # ham10000_supcon.md, temperature study, seed 0: macro F1 and minority F1 without / with resampling
